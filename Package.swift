@@ -1,0 +1,49 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "swift-mcp-session-storage",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "MCPSessionStorage", targets: ["MCPSessionStorage"]),
+        .library(name: "MCPSessionStorageSQLite", targets: ["MCPSessionStorageSQLite"]),
+        .library(name: "MCPSessionStorageTesting", targets: ["MCPSessionStorageTesting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        .target(
+            name: "MCPSessionStorage",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "MCPSessionStorageSQLite",
+            dependencies: [
+                "MCPSessionStorage",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "MCPSessionStorageTesting",
+            dependencies: ["MCPSessionStorage"]
+        ),
+        .testTarget(
+            name: "MCPSessionStorageTests",
+            dependencies: ["MCPSessionStorage", "MCPSessionStorageTesting"]
+        ),
+        .testTarget(
+            name: "MCPSessionStorageSQLiteTests",
+            dependencies: ["MCPSessionStorageSQLite", "MCPSessionStorageTesting"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,247 @@
+import Foundation
+import Synchronization
+
+/// Sessions in this process's memory: for development, tests, and single-instance servers that
+/// may lose their sessions on restart.
+///
+/// One `Mutex` guards everything; each call holds it for a few dictionary operations and never
+/// across an `await`, so there is no actor hop and no suspension per call.
+///
+/// ```swift
+/// let storage = InMemorySessionStorage()
+/// let session = try await storage.createSession()
+/// ```
+public final class InMemorySessionStorage: SessionStorage {
+    /// Limits for the in-memory backend.
+    public struct Configuration: Sendable {
+        /// The shared limits (state sizes, events kept per session, …).
+        public var limits = SessionLimits()
+        /// The most sessions held at once; creating one more throws `limitExceeded`. Default 100 000.
+        public var maxSessions = 100_000
+
+        public init(limits: SessionLimits = SessionLimits(), maxSessions: Int = 100_000) {
+            self.limits = limits
+            self.maxSessions = maxSessions
+        }
+    }
+
+    private struct Entry {
+        var info: SessionInfo
+        /// The bytes each state key counts against the per-session limit (key plus JSON value).
+        var stateSizes: [String: Int]
+        var stateBytes: Int
+        var events = EventLog()
+        var lastEventID: Int64 = 0
+    }
+
+    /// A session's events, oldest first, trimmed from the front without moving the rest.
+    private struct EventLog {
+        private var storage: [SSEEvent] = []
+        private var head = 0
+
+        var all: ArraySlice<SSEEvent> { storage[head...] }
+        var count: Int { storage.count - head }
+
+        mutating func append(_ event: SSEEvent, keeping max: Int) {
+            storage.append(event)
+            if count > max { head += count - max }
+            compactIfSparse()
+        }
+
+        mutating func removeAll(before id: Int64) -> Int {
+            let cut = index(after: id - 1)
+            let removed = cut - head
+            head = cut
+            compactIfSparse()
+            return removed
+        }
+
+        /// The position of the first event whose id is greater than `id` (binary search: ids ascend).
+        func index(after id: Int64) -> Int {
+            var low = head
+            var high = storage.count
+            while low < high {
+                let mid = (low + high) / 2
+                if storage[mid].id <= id { low = mid + 1 } else { high = mid }
+            }
+            return low
+        }
+
+        func event(withID id: Int64) -> SSEEvent? {
+            let position = index(after: id - 1)
+            return position < storage.count && storage[position].id == id ? storage[position] : nil
+        }
+
+        private mutating func compactIfSparse() {
+            if head > 64 && head * 2 > storage.count {
+                storage.removeFirst(head)
+                head = 0
+            }
+        }
+    }
+
+    private let configuration: Configuration
+    private let sessions = Mutex<[SessionID: Entry]>([:])
+
+    public init(configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+    }
+
+    private var limits: SessionLimits { configuration.limits }
+
+    private static func sizes(of encoded: [String: Data]) -> [String: Int] {
+        encoded.reduce(into: [:]) { $0[$1.key] = $1.key.utf8.count + $1.value.count }
+    }
+
+    /// Runs `body` on the session's entry under the lock; `sessionNotFound` if there is none.
+    private func withEntry<T>(_ id: SessionID, _ body: (inout Entry) throws(SessionStorageError) -> T) throws(SessionStorageError) -> T {
+        try sessions.withLock { (sessions: inout [SessionID: Entry]) throws(SessionStorageError) -> T in
+            guard sessions[id] != nil else { throw .sessionNotFound(id) }
+            // The force-unwrapped subscript mutates the stored entry in place, without a copy.
+            return try body(&sessions[id]!)
+        }
+    }
+
+    public func createSession(id: SessionID?, _ fields: NewSession) async throws(SessionStorageError) -> SessionInfo {
+        let encoded = try limits.encodeState(fields.state)
+        let info = SessionInfo(id: id ?? .generate(), fields: fields, at: Date())
+        let sizes = Self.sizes(of: encoded)
+        return try sessions.withLock { (sessions: inout [SessionID: Entry]) throws(SessionStorageError) -> SessionInfo in
+            guard sessions[info.id] == nil else {
+                throw SessionStorageError(.versionConflict, "session \(info.id) already exists")
+            }
+            guard sessions.count < configuration.maxSessions else {
+                throw SessionStorageError(.limitExceeded, "the in-memory storage holds its maximum of \(configuration.maxSessions) sessions")
+            }
+            sessions[info.id] = Entry(info: info, stateSizes: sizes, stateBytes: sizes.values.reduce(0, +))
+            return info
+        }
+    }
+
+    public func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
+        sessions.withLock { $0[id]?.info }
+    }
+
+    public func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo {
+        let encoded = try limits.encodeState(session.state)
+        let sizes = Self.sizes(of: encoded)
+        return try withEntry(session.id) { entry throws(SessionStorageError) in
+            guard entry.info.version == session.version else {
+                throw SessionStorageError(.versionConflict, "session \(session.id) is at version \(entry.info.version), not \(session.version)")
+            }
+            var updated = session
+            updated.createdAt = entry.info.createdAt
+            updated.lastActivity = Date()
+            updated.version += 1
+            entry.info = updated
+            entry.stateSizes = sizes
+            entry.stateBytes = sizes.values.reduce(0, +)
+            return updated
+        }
+    }
+
+    public func touchSession(_ id: SessionID, at now: Date) async throws(SessionStorageError) {
+        let interval = limits.activityWriteInterval.timeInterval
+        try withEntry(id) { entry in
+            if entry.info.lastActivity < now.addingTimeInterval(-interval) {
+                entry.info.lastActivity = now
+            }
+        }
+    }
+
+    public func deleteSession(_ id: SessionID) async throws(SessionStorageError) -> Bool {
+        sessions.withLock { $0.removeValue(forKey: id) != nil }
+    }
+
+    public func listSessions() async throws(SessionStorageError) -> [SessionID] {
+        sessions.withLock { Array($0.keys) }
+    }
+
+    public func stateValue(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> JSONValue? {
+        try limits.checkKey(key)
+        return try withEntry(id) { $0.info.state[key] }
+    }
+
+    public func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
+        let data = try limits.encodeStateValue(value, forKey: key)
+        // Normalise through JSON so reads return exactly what a durable backend would.
+        let stored = try JSONValue.decode(data)
+        return try withEntry(id) { entry throws(SessionStorageError) in
+            let size = key.utf8.count + data.count
+            let total = entry.stateBytes - (entry.stateSizes[key] ?? 0) + size
+            try limits.checkStateTotal(total)
+            entry.info.state[key] = stored
+            entry.stateSizes[key] = size
+            entry.stateBytes = total
+            entry.info.version += 1
+            entry.info.lastActivity = Date()
+            return entry.info.version
+        }
+    }
+
+    public func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
+        try limits.checkKey(key)
+        return try withEntry(id) { entry in
+            entry.info.state[key] = nil
+            entry.stateBytes -= entry.stateSizes.removeValue(forKey: key) ?? 0
+            entry.info.version += 1
+            entry.info.lastActivity = Date()
+            return entry.info.version
+        }
+    }
+
+    public func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent {
+        let data = try limits.encodeEvent(event)
+        var normalized = event
+        normalized.data = try data.map { (data) throws(SessionStorageError) in try JSONValue.decode(data) }
+        let max = limits.maxEventsPerSession
+        return try withEntry(id) { entry in
+            entry.lastEventID += 1
+            let stored = SSEEvent(id: entry.lastEventID, event: normalized, timestamp: Date())
+            entry.events.append(stored, keeping: max)
+            return stored
+        }
+    }
+
+    public func events(in id: SessionID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
+        try withEntry(id) { entry in
+            guard let cursor = entry.events.event(withID: eventID) else { return [] }
+            let later = entry.events.all[entry.events.index(after: eventID)...].lazy.filter { $0.stream == cursor.stream }
+            return Array(later.prefix(limit ?? .max))
+        }
+    }
+
+    public func recentEvents(in id: SessionID, limit: Int) async throws(SessionStorageError) -> [SSEEvent] {
+        try withEntry(id) { Array($0.events.all.suffix(Swift.max(0, limit))) }
+    }
+
+    public func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int {
+        try withEntry(id) { $0.events.removeAll(before: eventID) }
+    }
+
+    public func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID] {
+        sessions.withLock { sessions in
+            let expired = sessions.filter { $0.value.info.lastActivity < cutoff }.map(\.key)
+            for id in expired { sessions[id] = nil }
+            return expired
+        }
+    }
+
+    public func sessionCount() async throws(SessionStorageError) -> Int {
+        sessions.withLock { $0.count }
+    }
+
+    public func eventCount() async throws(SessionStorageError) -> Int {
+        sessions.withLock { $0.values.reduce(0) { $0 + $1.events.count } }
+    }
+
+    public func maintenance() async throws(SessionStorageError) {}
+}
+
+extension Duration {
+    /// This duration in seconds, as `TimeInterval`.
+    package var timeInterval: TimeInterval {
+        let (seconds, attoseconds) = components
+        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
+    }
+}

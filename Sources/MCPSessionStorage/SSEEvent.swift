@@ -1,0 +1,91 @@
+import Foundation
+
+/// Which SSE stream of a session an event was sent on: the stream answering one JSON-RPC
+/// request, or the standalone GET stream for server-initiated messages.
+public struct StreamID: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// The stream's text. Request streams use the JSON-RPC id as JSON (`7`, `"abc"`), so the
+    /// standalone stream's `"GET"` cannot collide with one.
+    public let rawValue: String
+
+    /// The longest stream id accepted.
+    public static let maxLength = 256
+
+    /// Checks the text: 1–256 bytes, no NUL.
+    public init(validating text: String) throws(SessionStorageError) {
+        guard !text.isEmpty, text.utf8.count <= Self.maxLength, !text.utf8.contains(0) else {
+            throw SessionStorageError(.invalidInput, "stream id must be 1–\(Self.maxLength) bytes without NUL")
+        }
+        self.rawValue = text
+    }
+
+    private init(unchecked text: String) { self.rawValue = text }
+
+    /// The standalone stream a client opens with `GET /mcp`.
+    public static let standalone = StreamID(unchecked: "GET")
+
+    /// The stream answering the request with this JSON-RPC id.
+    public static func request(_ id: JSONValue) throws(SessionStorageError) -> StreamID {
+        let text = String(decoding: try id.encoded(), as: UTF8.self)
+        return try StreamID(validating: text)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try self.init(validating: try decoder.singleValueContainer().decode(String.self))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+
+    public var description: String { rawValue }
+}
+
+/// An event to append; the storage assigns its id and timestamp.
+public struct NewEvent: Sendable, Hashable {
+    /// The stream it is sent on.
+    public var stream: StreamID
+    /// The SSE `event:` field; `nil` means the default (`message`).
+    public var type: String?
+    /// The JSON-RPC message; `nil` for a priming event (an id and `retry` with no data).
+    public var data: JSONValue?
+    /// The SSE `retry:` field, in milliseconds.
+    public var retryMilliseconds: Int?
+
+    public init(stream: StreamID, type: String? = nil, data: JSONValue?, retryMilliseconds: Int? = nil) {
+        self.stream = stream
+        self.type = type
+        self.data = data
+        self.retryMilliseconds = retryMilliseconds
+    }
+}
+
+/// An SSE event as stored, so a client can resume a stream with `Last-Event-ID`.
+public struct SSEEvent: Sendable, Hashable, Codable {
+    /// Assigned by the storage: strictly increasing within the session, across all its streams.
+    public var id: Int64
+    /// The stream it was sent on.
+    public var stream: StreamID
+    /// When it was stored.
+    public var timestamp: Date
+    /// The SSE `event:` field; `nil` means the default (`message`).
+    public var type: String?
+    /// The JSON-RPC message; `nil` for a priming event.
+    public var data: JSONValue?
+    /// The SSE `retry:` field, in milliseconds.
+    public var retryMilliseconds: Int?
+
+    public init(id: Int64, stream: StreamID, timestamp: Date, type: String? = nil, data: JSONValue?, retryMilliseconds: Int? = nil) {
+        self.id = id
+        self.stream = stream
+        self.timestamp = timestamp
+        self.type = type
+        self.data = data
+        self.retryMilliseconds = retryMilliseconds
+    }
+
+    /// The stored form of `event` under `id`.
+    public init(id: Int64, event: NewEvent, timestamp: Date) {
+        self.init(id: id, stream: event.stream, timestamp: timestamp, type: event.type, data: event.data, retryMilliseconds: event.retryMilliseconds)
+    }
+}

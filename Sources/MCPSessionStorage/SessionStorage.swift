@@ -1,0 +1,134 @@
+import Foundation
+
+/// Where an MCP server keeps its sessions, their state and their SSE events.
+///
+/// Every backend (``InMemorySessionStorage``, SQLite, PostgreSQL, …) meets the same contract,
+/// checked by the conformance suite in `MCPSessionStorageTesting`:
+///
+/// - Every write to a session raises its ``SessionInfo/version``; creation gives version 1.
+/// - Event ids are assigned by the storage and strictly increase within a session, across all
+///   its streams; ``events(in:after:limit:)`` replays only the cursor's own stream.
+/// - At most ``SessionLimits/maxEventsPerSession`` events are kept per session; the oldest go.
+/// - Every error is a ``SessionStorageError``; a limit or bad input writes nothing.
+/// - Deleting or expiring a session removes its state and events with it.
+///
+/// Requirements that take a session id throw ``SessionStorageError/Code/sessionNotFound`` when
+/// the session does not exist, except the reads ``session(_:)`` (which returns `nil`) and
+/// ``deleteSession(_:)`` (which returns `false`).
+public protocol SessionStorage: Sendable {
+    /// Stores a new session at version 1 and returns it.
+    /// - Parameters:
+    ///   - id: The id to use; `nil` (the usual case) assigns a fresh UUID v7.
+    ///   - fields: Everything else the session starts with.
+    /// - Throws: `versionConflict` when `id` is taken; `limitExceeded` when the state is too large.
+    func createSession(id: SessionID?, _ fields: NewSession) async throws(SessionStorageError) -> SessionInfo
+
+    /// The session with this id, or `nil` if there is none. Does not count as activity.
+    func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo?
+
+    /// Replaces a session's fields and state with `session`'s, if the stored version is still
+    /// `session.version`, and returns the stored result (version raised by one).
+    /// - Throws: `versionConflict` when the session changed since `session` was read.
+    func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo
+
+    /// Records activity: sets `lastActivity` to `now` if the stored one is older than
+    /// ``SessionLimits/activityWriteInterval`` (otherwise writes nothing). Does not raise the version.
+    func touchSession(_ id: SessionID, at now: Date) async throws(SessionStorageError)
+
+    /// Deletes a session with its state and events. Returns whether it existed.
+    @discardableResult
+    func deleteSession(_ id: SessionID) async throws(SessionStorageError) -> Bool
+
+    /// The ids of all stored sessions, in no particular order.
+    func listSessions() async throws(SessionStorageError) -> [SessionID]
+
+    /// One state value, or `nil` when the key is not set.
+    func stateValue(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> JSONValue?
+
+    /// Sets one state key, leaving the others as they are, and returns the session's new version.
+    /// Concurrent writers to different keys never lose each other's keys.
+    @discardableResult
+    func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64
+
+    /// Removes one state key and returns the session's new version (raised even if the key was absent).
+    @discardableResult
+    func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64
+
+    /// Appends an event, assigning its id and timestamp, and trims the session's oldest events
+    /// beyond ``SessionLimits/maxEventsPerSession``.
+    @discardableResult
+    func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent
+
+    /// The events after the cursor event `eventID` **on the cursor's own stream**, oldest first,
+    /// at most `limit` of them. A cursor that names no event of this session (another session's,
+    /// or one already trimmed) returns nothing.
+    func events(in id: SessionID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent]
+
+    /// The session's latest `limit` events on all streams, oldest first.
+    func recentEvents(in id: SessionID, limit: Int) async throws(SessionStorageError) -> [SSEEvent]
+
+    /// Deletes the session's events with ids below `eventID`; returns how many went.
+    @discardableResult
+    func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int
+
+    /// Deletes every session whose `lastActivity` is before `cutoff`, with its state and events,
+    /// and returns their ids.
+    @discardableResult
+    func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID]
+
+    /// How many sessions are stored.
+    func sessionCount() async throws(SessionStorageError) -> Int
+
+    /// How many events are stored, over all sessions.
+    func eventCount() async throws(SessionStorageError) -> Int
+
+    /// Backend housekeeping (a WAL checkpoint, statistics); safe to call at any time.
+    func maintenance() async throws(SessionStorageError)
+}
+
+extension SessionStorage {
+    /// Stores a new session with a fresh UUID v7 id.
+    public func createSession(_ fields: NewSession = NewSession()) async throws(SessionStorageError) -> SessionInfo {
+        try await createSession(id: nil, fields)
+    }
+
+    /// Records activity now.
+    public func touchSession(_ id: SessionID) async throws(SessionStorageError) {
+        try await touchSession(id, at: Date())
+    }
+
+    /// The events after `eventID` on its stream, all of them.
+    public func events(in id: SessionID, after eventID: Int64) async throws(SessionStorageError) -> [SSEEvent] {
+        try await events(in: id, after: eventID, limit: nil)
+    }
+
+    /// Reads one state value as `T`; `nil` when the key is not set.
+    public func state<T: Decodable & Sendable>(_ key: String, as type: T.Type = T.self, in id: SessionID) async throws(SessionStorageError) -> T? {
+        guard let value = try await stateValue(forKey: key, in: id) else { return nil }
+        return try value.decode(as: T.self)
+    }
+
+    /// Stores any `Encodable` value under `key`; returns the session's new version.
+    @discardableResult
+    public func setState(_ value: some Encodable & Sendable, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
+        try await setState(try JSONValue(encoding: value), forKey: key, in: id)
+    }
+
+    /// Reads a session, applies `change` to it and writes it back, retrying on
+    /// `versionConflict` up to `attempts` times. Returns the stored result.
+    public func modifySession(
+        _ id: SessionID, attempts: Int = 5, _ change: (inout SessionInfo) throws(SessionStorageError) -> Void
+    ) async throws(SessionStorageError) -> SessionInfo {
+        var lastError = SessionStorageError(.versionConflict, "no attempt made")
+        for _ in 0..<max(1, attempts) {
+            guard var session = try await session(id) else { throw .sessionNotFound(id) }
+            try change(&session)
+            do {
+                return try await updateSession(session)
+            } catch where error.code == .versionConflict {
+                lastError = error
+            }
+        }
+        throw lastError
+    }
+}

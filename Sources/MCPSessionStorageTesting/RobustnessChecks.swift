@@ -1,0 +1,172 @@
+import Foundation
+import MCPSessionStorage
+
+extension SessionStorageConformance {
+    static var expiryChecks: [Check] {
+        [
+            Check("expiry removes idle sessions with their events and returns their ids") { context in
+                let storage = try await context.storage()
+                let old = try await storage.createSession()
+                _ = try await storage.appendEvent(NewEvent(stream: .standalone, data: 1), to: old.id)
+                let cutoff = Date().addingTimeInterval(1)
+                let removed = try await storage.expireSessions(olderThan: cutoff)
+                try expectEqual(removed, [old.id], "expired ids")
+                try expect(try await storage.session(old.id) == nil, "expired session still readable")
+                try expectEqual(try await storage.eventCount(), 0, "events of expired sessions")
+            },
+            Check("expiry keeps sessions active after the cutoff") { context in
+                let storage = try await context.storage(SessionLimits(activityWriteInterval: .zero))
+                let idle = try await storage.createSession()
+                let active = try await storage.createSession()
+                let cutoff = Date().addingTimeInterval(60)
+                try await storage.touchSession(active.id, at: cutoff.addingTimeInterval(1))
+                try expectEqual(try await storage.expireSessions(olderThan: cutoff), [idle.id], "expired ids")
+                try expect(try await storage.session(active.id) != nil, "active session was expired")
+                try expectEqual(try await storage.expireSessions(olderThan: cutoff), [], "second pass")
+            },
+            Check("writes count as activity") { context in
+                let storage = try await context.storage()
+                let session = try await storage.createSession()
+                try await Task.sleep(for: .milliseconds(20))
+                let beforeWrite = Date()
+                try await storage.setState(1, forKey: "k", in: session.id)
+                let loaded = try require(try await storage.session(session.id), "session")
+                try expect(loaded.lastActivity >= beforeWrite.addingTimeInterval(-0.002), "lastActivity \(loaded.lastActivity) not moved by a write at \(beforeWrite)")
+            },
+            Check("the cleanup service expires sessions past the TTL") { context in
+                let storage = try await context.storage()
+                let session = try await storage.createSession()
+                let service = SessionCleanupService(storage: storage, ttl: .seconds(60), interval: .seconds(1))
+                try expectEqual(try await service.runOnce(), [], "pass before the TTL")
+                try expectEqual(try await service.runOnce(now: Date().addingTimeInterval(61)), [session.id], "pass after the TTL")
+            },
+        ]
+    }
+
+    static var inputChecks: [Check] {
+        [
+            Check("malformed session ids are rejected before any backend") { _ in
+                let bad = ["", String(repeating: "a", count: 129), "has space", "nul\0", "tab\t", "new\nline", "é", "del\u{7F}"]
+                for text in bad {
+                    try await expectError(.invalidInput, "SessionID(\(text.debugDescription))") { try SessionID(validating: text) }
+                }
+                _ = try SessionID(validating: String(repeating: "~", count: 128))
+            },
+            Check("ids with quotes and SQL fragments are stored verbatim") { context in
+                let storage = try await context.storage()
+                let texts = [#"'";DROP/**/TABLE/**/sessions;--"#, #"a\b"c'd`e$1%_"#, "*", "{}[]"]
+                for text in texts {
+                    let id = try SessionID(validating: text)
+                    _ = try await storage.createSession(id: id, NewSession(state: ["k": .string(text)]))
+                    try expectEqual(try await storage.stateValue(forKey: "k", in: id), .string(text), "state under id \(text)")
+                }
+                try expectEqual(Set(try await storage.listSessions().map(\.rawValue)), Set(texts), "listed ids")
+                try expect(try await storage.session(try SessionID(validating: "%")) == nil, "a LIKE wildcard id matched another session")
+            },
+            Check("keys: empty and NUL are invalidInput, too long is limitExceeded, odd ones work") { context in
+                let storage = try await context.storage()
+                let session = try await storage.createSession()
+                try await expectError(.invalidInput, "empty key") { try await storage.setState(1, forKey: "", in: session.id) }
+                try await expectError(.invalidInput, "NUL key") { try await storage.setState(1, forKey: "a\0b", in: session.id) }
+                try await expectError(.limitExceeded, "long key") {
+                    try await storage.setState(1, forKey: String(repeating: "k", count: 257), in: session.id)
+                }
+                try await expectError(.invalidInput, "empty key read") { try await storage.stateValue(forKey: "", in: session.id) }
+                let odd = [#"it's "quoted""#, "日本語", "a.b[0]", "$.path", "%_"]
+                for key in odd { try await storage.setState(.string(key), forKey: key, in: session.id) }
+                for key in odd { try expectEqual(try await storage.stateValue(forKey: key, in: session.id), .string(key), "value under \(key)") }
+                try expectEqual(try await storage.session(session.id)?.version, Int64(1 + odd.count), "version after odd keys")
+            },
+            Check("a non-finite number is invalidInput and writes nothing") { context in
+                let storage = try await context.storage()
+                let session = try await storage.createSession()
+                try await expectError(.invalidInput, "NaN") { try await storage.setState(.double(.nan), forKey: "k", in: session.id) }
+                try await expectError(.invalidInput, "infinity event") {
+                    try await storage.appendEvent(NewEvent(stream: .standalone, data: .double(.infinity)), to: session.id)
+                }
+                try expectEqual(try await storage.session(session.id)?.version, 1, "version")
+            },
+            Check("malformed JSON text is invalidInput") { _ in
+                for text in ["{", "{'a': 1}", "[1 2]", "nul", "", "\"unterminated"] {
+                    try await expectError(.invalidInput, "decoding \(text.debugDescription)") { try JSONValue.decode(Data(text.utf8)) }
+                }
+            },
+        ]
+    }
+
+    static var concurrencyChecks: [Check] {
+        [
+            Check("parallel appends get unique ids, increasing in each writer's order") { context in
+                let storage = try await context.storage()
+                let session = try await storage.createSession()
+                let perWriter = try await withThrowingTaskGroup(of: [Int64].self) { group in
+                    for writer in 0..<8 {
+                        group.addTask {
+                            var ids: [Int64] = []
+                            for index in 0..<25 {
+                                let stream = try StreamID.request(.int(Int64(writer)))
+                                ids.append(try await storage.appendEvent(NewEvent(stream: stream, data: .int(Int64(index))), to: session.id).id)
+                            }
+                            return ids
+                        }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                for ids in perWriter { try expect(zip(ids, ids.dropFirst()).allSatisfy { $0 < $1 }, "a writer's ids did not increase: \(ids)") }
+                let all = perWriter.flatMap { $0 }
+                try expectEqual(Set(all).count, 200, "unique ids")
+                let stored = try await storage.recentEvents(in: session.id, limit: 1000).map(\.id)
+                try expectEqual(stored, all.sorted(), "stored ids")
+            },
+            Check("parallel writes to different keys lose none") { context in
+                let storage = try await context.storage()
+                let session = try await storage.createSession()
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for index in 0..<40 {
+                        group.addTask { try await storage.setState(.int(Int64(index)), forKey: "key-\(index)", in: session.id) }
+                    }
+                    try await group.waitForAll()
+                }
+                let loaded = try require(try await storage.session(session.id), "session")
+                try expectEqual(loaded.state.count, 40, "keys stored")
+                try expect((0..<40).allSatisfy { loaded.state["key-\($0)"] == .int(Int64($0)) }, "a key holds the wrong value")
+                try expectEqual(loaded.version, 41, "version after 40 writes")
+            },
+            Check("parallel optimistic updates lose no increment") { context in
+                let storage = try await context.storage()
+                let session = try await storage.createSession(NewSession(metadata: ["n": 0]))
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<10 {
+                        group.addTask {
+                            _ = try await storage.modifySession(session.id, attempts: 1000) { (session: inout SessionInfo) throws(SessionStorageError) in
+                                guard case .int(let n) = session.metadata["n"] else { throw SessionStorageError(.corrupted, "n is not an int") }
+                                session.metadata["n"] = .int(n + 1)
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                let loaded = try require(try await storage.session(session.id), "session")
+                try expectEqual(loaded.metadata["n"], 10, "counter")
+                try expectEqual(loaded.version, 11, "version")
+            },
+            Check("parallel creates and deletes keep counts exact") { context in
+                let storage = try await context.storage()
+                let ids = try await withThrowingTaskGroup(of: SessionID.self) { group in
+                    for _ in 0..<30 { group.addTask { try await storage.createSession().id } }
+                    return try await group.reduce(into: [SessionID]()) { $0.append($1) }
+                }
+                try expectEqual(Set(ids).count, 30, "distinct ids")
+                try await withThrowingTaskGroup(of: Bool.self) { group in
+                    for id in ids.prefix(10) {
+                        group.addTask { try await storage.deleteSession(id) }
+                        group.addTask { try await storage.deleteSession(id) }
+                    }
+                    let deleted = try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+                    try expectEqual(deleted, 10, "deletes reporting true")
+                }
+                try expectEqual(try await storage.sessionCount(), 20, "sessions left")
+            },
+        ]
+    }
+}
