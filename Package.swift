@@ -44,6 +44,11 @@ let package = Package(
             name: "MCPSessionStorageSQLiteTests",
             dependencies: ["MCPSessionStorageSQLite", "MCPSessionStorageTesting"]
         ),
+        .executableTarget(
+            name: "SQLiteKillTestWriter",
+            dependencies: ["MCPSessionStorageSQLite"],
+            path: "Tests/SQLiteKillTestWriter"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -149,6 +149,7 @@ public final class InMemorySessionStorage: SessionStorage {
         }
     }
 
+    @discardableResult
     public func deleteSession(_ id: SessionID) async throws(SessionStorageError) -> Bool {
         sessions.withLock { $0.removeValue(forKey: id) != nil }
     }
@@ -162,6 +163,7 @@ public final class InMemorySessionStorage: SessionStorage {
         return try withEntry(id) { $0.info.state[key] }
     }
 
+    @discardableResult
     public func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
         let data = try limits.encodeStateValue(value, forKey: key)
         // Normalise through JSON so reads return exactly what a durable backend would.
@@ -179,6 +181,7 @@ public final class InMemorySessionStorage: SessionStorage {
         }
     }
 
+    @discardableResult
     public func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
         try limits.checkKey(key)
         return try withEntry(id) { entry in
@@ -190,6 +193,7 @@ public final class InMemorySessionStorage: SessionStorage {
         }
     }
 
+    @discardableResult
     public func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent {
         let data = try limits.encodeEvent(event)
         var normalized = event
@@ -215,10 +219,12 @@ public final class InMemorySessionStorage: SessionStorage {
         try withEntry(id) { Array($0.events.all.suffix(Swift.max(0, limit))) }
     }
 
+    @discardableResult
     public func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int {
         try withEntry(id) { $0.events.removeAll(before: eventID) }
     }
 
+    @discardableResult
     public func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID] {
         sessions.withLock { sessions in
             let expired = sessions.filter { $0.value.info.lastActivity < cutoff }.map(\.key)

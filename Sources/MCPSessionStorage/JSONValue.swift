@@ -67,29 +67,36 @@ extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, Expre
 
 extension JSONValue {
     /// The compact JSON text of this value, with object keys sorted so equal values encode equally.
+    /// - Throws: `invalidInput` for a non-finite number, which JSON cannot hold.
     public func encoded() throws(SessionStorageError) -> Data {
+        try JSONCodec.write(self)
+    }
+
+    /// Parses JSON text strictly (RFC 8259: no trailing commas, comments or NaN; valid UTF-8;
+    /// at most 512 levels deep). Malformed text is `invalidInput`; the storage layers rethrow it
+    /// as `corrupted` when the text came from a backend.
+    public static func decode(_ data: Data) throws(SessionStorageError) -> JSONValue {
         do {
-            return try JSONCoding.encoder.encode(self)
+            return try JSONCodec.read(data)
         } catch {
-            throw SessionStorageError(.invalidInput, "value cannot be encoded as JSON (a non-finite number?)", underlying: error)
+            throw SessionStorageError(.invalidInput, "malformed JSON: \(error)", underlying: error)
         }
     }
 
-    /// Parses JSON text. Malformed text is `invalidInput` when it came from a caller, and the
-    /// storage layers rethrow it as `corrupted` when it came from a backend.
-    public static func decode(_ data: Data) throws(SessionStorageError) -> JSONValue {
+    /// Parses JSON text in place (no copy into `Data`), as ``decode(_:)`` does; for backends
+    /// reading straight out of a driver's buffer.
+    public static func decode(bytes: UnsafeBufferPointer<UInt8>) throws(SessionStorageError) -> JSONValue {
         do {
-            return try JSONCoding.decoder.decode(JSONValue.self, from: data)
+            return try JSONCodec.read(bytes)
         } catch {
-            throw SessionStorageError(.invalidInput, "malformed JSON", underlying: error)
+            throw SessionStorageError(.invalidInput, "malformed JSON: \(error)", underlying: error)
         }
     }
 
     /// Converts any `Encodable` value into a `JSONValue`.
     public init(encoding value: some Encodable) throws(SessionStorageError) {
         do {
-            let data = try JSONCoding.encoder.encode(value)
-            self = try JSONCoding.decoder.decode(JSONValue.self, from: data)
+            self = try JSONCodec.read(try JSONCoding.encoder.encode(value))
         } catch {
             throw SessionStorageError(.invalidInput, "value of type \(type(of: value)) cannot be encoded as JSON", underlying: error)
         }
@@ -98,8 +105,7 @@ extension JSONValue {
     /// Decodes this value as `T`.
     public func decode<T: Decodable>(as type: T.Type) throws(SessionStorageError) -> T {
         do {
-            let data = try JSONCoding.encoder.encode(self)
-            return try JSONCoding.decoder.decode(T.self, from: data)
+            return try JSONCoding.decoder.decode(T.self, from: try JSONCodec.write(self))
         } catch {
             throw SessionStorageError(.invalidInput, "stored value does not decode as \(T.self)", underlying: error)
         }

@@ -82,56 +82,39 @@ struct SessionRow {
         [lastActivity, isInitialized, protocolVersion, clientInfo, clientCapabilities, serverCapabilities, metadata, version, stateBytes, id, expected]
     }
 
-    /// Decodes a `SQL.selectSession` row and its `SQL.selectState` rows.
-    static func decode(_ row: Row, state: [Row]) throws -> SessionInfo {
-        let text: String = row[0]
-        let id: SessionID
-        do { id = try SessionID(validating: text) } catch { throw SessionStorageError.corrupted("stored session id \(text.debugDescription) is malformed") }
-        var values: [String: JSONValue] = [:]
-        values.reserveCapacity(state.count)
-        for entry in state {
-            let key: String = entry[0]
-            values[key] = try decodeJSON(entry[1], "state value '\(key)' of \(id)")
-        }
-        guard case .object(let metadata) = try decodeJSON(row[8], "metadata of \(id)") else {
+    /// Decodes a `SQL.selectSession` row; `state` is the session's state by key.
+    /// The row was selected by `id`, so the id column is not parsed again.
+    static func decode(_ row: SQLiteReader.Row, id: SessionID, state: [String: JSONValue]) throws -> SessionInfo {
+        guard case .object(let metadata) = try row.json(8, "metadata of \(id)") else {
             throw SessionStorageError.corrupted("metadata of \(id) is not a JSON object")
         }
         return SessionInfo(
             id: id,
-            createdAt: Date(timeIntervalSince1970: row[1]),
-            lastActivity: Date(timeIntervalSince1970: row[2]),
-            isInitialized: row[3],
-            protocolVersion: row[4],
-            clientInfo: try (row[5] as Data?).map { try decodeJSON($0, "clientInfo of \(id)") },
-            clientCapabilities: try (row[6] as Data?).map { try decodeJSON($0, "client capabilities of \(id)") },
-            serverCapabilities: try (row[7] as Data?).map { try decodeJSON($0, "server capabilities of \(id)") },
+            createdAt: Date(timeIntervalSince1970: row.double(1)),
+            lastActivity: Date(timeIntervalSince1970: row.double(2)),
+            isInitialized: row.integer(3) != 0,
+            protocolVersion: row.text(4),
+            clientInfo: try row.json(5, "clientInfo of \(id)"),
+            clientCapabilities: try row.json(6, "client capabilities of \(id)"),
+            serverCapabilities: try row.json(7, "server capabilities of \(id)"),
             metadata: metadata,
-            state: values,
-            version: row[9])
-    }
-
-    /// Parses stored JSON; text that does not parse is `corrupted`, since it came from the file.
-    static func decodeJSON(_ data: Data, _ what: String) throws(SessionStorageError) -> JSONValue {
-        do {
-            return try JSONValue.decode(data)
-        } catch {
-            throw SessionStorageError.corrupted("\(what) is not valid JSON", underlying: error)
-        }
+            state: state,
+            version: row.integer(9))
     }
 }
 
 enum EventRow {
     /// Decodes a row of `SQL.eventColumns`.
-    static func decode(_ row: Row) throws -> SSEEvent {
-        let streamText: String = row[1]
+    static func decode(_ row: SQLiteReader.Row) throws -> SSEEvent {
+        let streamText = row.text(1) ?? ""
         let stream: StreamID
         do { stream = try StreamID(validating: streamText) } catch { throw SessionStorageError.corrupted("stored stream id is malformed") }
         return SSEEvent(
-            id: row[0],
+            id: row.integer(0),
             stream: stream,
-            timestamp: Date(timeIntervalSince1970: row[2]),
-            type: row[3],
-            data: try (row[4] as Data?).map { try SessionRow.decodeJSON($0, "event \(row[0] as Int64)") },
-            retryMilliseconds: row[5])
+            timestamp: Date(timeIntervalSince1970: row.double(2)),
+            type: row.text(3),
+            data: try row.json(4, "event \(row.integer(0))"),
+            retryMilliseconds: row.isNull(5) ? nil : Int(row.integer(5)))
     }
 }

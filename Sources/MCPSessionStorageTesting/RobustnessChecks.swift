@@ -87,7 +87,7 @@ extension SessionStorageConformance {
                 try expectEqual(try await storage.session(session.id)?.version, 1, "version")
             },
             Check("malformed JSON text is invalidInput") { _ in
-                for text in ["{", "{'a': 1}", "[1 2]", "nul", "", "\"unterminated"] {
+                for text in ["{", "{'a': 1}", "[1 2]", "[1,]", "{\"a\":1,}", "nul", "", "\"unterminated", "NaN", "01", "\"\\x\"", "[1]x"] {
                     try await expectError(.invalidInput, "decoding \(text.debugDescription)") { try JSONValue.decode(Data(text.utf8)) }
                 }
             },

@@ -1,0 +1,26 @@
+// swift-tools-version:6.1
+// The benchmarks live in their own package so that users of the library never fetch
+// package-benchmark and its dependencies.
+import PackageDescription
+
+let package = Package(
+    name: "swift-mcp-session-storage-benchmarks",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "swift-mcp-session-storage", path: ".."),
+        .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "SessionStorageBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "package-benchmark"),
+                .product(name: "MCPSessionStorage", package: "swift-mcp-session-storage"),
+                .product(name: "MCPSessionStorageSQLite", package: "swift-mcp-session-storage"),
+            ],
+            path: "Benchmarks/SessionStorageBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
