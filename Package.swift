@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "MCPSessionStorage", targets: ["MCPSessionStorage"]),
         .library(name: "MCPSessionStorageSQLite", targets: ["MCPSessionStorageSQLite"]),
+        .library(name: "MCPSessionStoragePostgres", targets: ["MCPSessionStoragePostgres"]),
         .library(name: "MCPSessionStorageTesting", targets: ["MCPSessionStorageTesting"]),
     ],
     dependencies: [
@@ -14,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .target(
@@ -33,6 +35,15 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MCPSessionStoragePostgres",
+            dependencies: [
+                "MCPSessionStorage",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "MCPSessionStorageTesting",
             dependencies: ["MCPSessionStorage"]
         ),
@@ -43,6 +54,10 @@ let package = Package(
         .testTarget(
             name: "MCPSessionStorageSQLiteTests",
             dependencies: ["MCPSessionStorageSQLite", "MCPSessionStorageTesting"]
+        ),
+        .testTarget(
+            name: "MCPSessionStoragePostgresTests",
+            dependencies: ["MCPSessionStoragePostgres", "MCPSessionStorageTesting"]
         ),
         .executableTarget(
             name: "SQLiteKillTestWriter",

@@ -1,0 +1,289 @@
+import Foundation
+import Logging
+import MCPSessionStorage
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// Sessions in PostgreSQL: for several server instances sharing one database.
+///
+/// The storage is a `Service`: run it in your `ServiceGroup` (it runs its PostgresNIO client).
+/// Calls made before the client runs wait for it; the first call creates or migrates the tables.
+///
+/// ```swift
+/// let storage = PostgresSessionStorage(configuration: try .init(url: "postgres://mcp:secret@db/mcp"), logger: logger)
+/// let group = ServiceGroup(services: [storage, server], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// try await group.run()
+/// ```
+///
+/// Every write is one SQL statement, so it is atomic without an explicit transaction, and two
+/// instances writing different keys of one session never lose each other's keys. When the
+/// database is down, calls fail with `unavailable` within ``Configuration/operationTimeout``,
+/// and work again by themselves once it is back.
+public final class PostgresSessionStorage: SessionStorage, Service {
+    /// The configuration the storage was made with.
+    public let configuration: Configuration
+    /// The PostgresNIO client, for running your own queries on the same pool.
+    public let client: PostgresClient
+    private let logger: Logger
+    private let migrated = Atomic<Bool>(false)
+    private let migration = Mutex<Task<Void, any Error>?>(nil)
+
+    /// Makes the storage and its client. Nothing connects until ``run()`` runs.
+    /// - Throws: `invalidInput` for a malformed schema name.
+    public init(configuration: Configuration, logger: Logger = Logger(label: "mcp.session.postgres")) throws(SessionStorageError) {
+        self.configuration = configuration
+        self.logger = logger
+        self.client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: logger)
+    }
+
+    /// Runs the client's connection pool until cancelled or graceful shutdown.
+    public func run() async {
+        await client.run()
+    }
+
+    /// A cleanup service using ``Configuration/sessionTTL`` and ``Configuration/cleanupInterval``.
+    public func cleanupService(logger: Logger = Logger(label: "mcp.session.cleanup")) -> SessionCleanupService {
+        SessionCleanupService(storage: self, ttl: configuration.sessionTTL, interval: configuration.cleanupInterval, logger: logger)
+    }
+
+    private var limits: SessionLimits { configuration.limits }
+
+    // MARK: Running statements
+
+    /// Runs `body` once the schema is ready, within the operation timeout, mapping every error
+    /// to the contract's.
+    private func perform<T: Sendable>(_ what: @autoclosure () -> String, _ body: @escaping @Sendable () async throws -> T) async throws(SessionStorageError) -> T {
+        do {
+            return try await withTimeout(configuration.operationTimeout) { [self] in
+                try await self.migrateIfNeeded()
+                return try await body()
+            }
+        } catch {
+            throw PostgresErrors.map(error, what())
+        }
+    }
+
+    /// Creates or migrates the tables once per storage; a failure (database down) is retried
+    /// by the next call.
+    private func migrateIfNeeded() async throws {
+        guard configuration.migrations == .automatic, !migrated.load(ordering: .acquiring) else { return }
+        let task = migration.withLock { task in
+            if let task { return task }
+            let started = Task { [client, configuration, logger] in
+                try await PostgresSchema.migrate(client, schema: configuration.schema, logger: logger)
+            }
+            task = started
+            return started
+        }
+        do {
+            try await task.value
+            migrated.store(true, ordering: .releasing)
+        } catch {
+            migration.withLock { if $0 == task { $0 = nil } }
+            throw error
+        }
+    }
+
+    private func all<S: PostgresPreparedStatement>(_ statement: S) async throws -> [S.Row] {
+        var rows: [S.Row] = []
+        for try await row in try await client.execute(statement, logger: logger) { rows.append(row) }
+        return rows
+    }
+
+    private func first<S: PostgresPreparedStatement>(_ statement: S) async throws -> S.Row? {
+        for try await row in try await client.execute(statement, logger: logger) { return row }
+        return nil
+    }
+
+    private func exists(_ id: SessionID) async throws -> Bool {
+        let rows = try await client.query("SELECT 1 FROM mcp_sessions WHERE id = \(id.rawValue)", logger: logger)
+        for try await _ in rows { return true }
+        return false
+    }
+
+    // MARK: Sessions
+
+    public func createSession(id: SessionID?, _ fields: NewSession) async throws(SessionStorageError) -> SessionInfo {
+        let session = SessionInfo(id: id ?? .generate(), fields: fields, at: Date())
+        let insert = InsertSession(session: session, state: try StateColumns(fields.state, limits: limits))
+        try await perform("creating session \(session.id)") { [self] in
+            guard try await first(insert) != nil else {
+                throw SessionStorageError(.versionConflict, "session \(session.id) already exists")
+            }
+        }
+        return session
+    }
+
+    public func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
+        try await perform("reading session \(id)") { [self] in try await first(SelectSession(id: id)) }
+    }
+
+    public func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo {
+        var updated = session
+        updated.lastActivity = Date()
+        updated.version += 1
+        let statement = UpdateSession(
+            insert: InsertSession(session: updated, state: try StateColumns(session.state, limits: limits)), expectedVersion: session.version)
+        let createdAt = try await perform("updating session \(session.id)") { [self] in
+            guard let createdAt = try await first(statement) else {
+                guard try await exists(session.id) else { throw SessionStorageError.sessionNotFound(session.id) }
+                throw SessionStorageError(.versionConflict, "session \(session.id) changed since version \(session.version)")
+            }
+            return createdAt
+        }
+        updated.createdAt = createdAt
+        return updated
+    }
+
+    public func touchSession(_ id: SessionID, at now: Date) async throws(SessionStorageError) {
+        let threshold = now.addingTimeInterval(-limits.activityWriteInterval.timeInterval)
+        // The UPDATE writes only when the stored activity is old; the outer SELECT tells a
+        // missing session apart, in the same round trip.
+        try await perform("touching session \(id)") { [self] in
+            let rows = try await client.query(
+                """
+                WITH touched AS (UPDATE mcp_sessions SET last_activity = \(now) WHERE id = \(id.rawValue) AND last_activity < \(threshold) RETURNING 1)
+                SELECT EXISTS (SELECT 1 FROM mcp_sessions WHERE id = \(id.rawValue))
+                """, logger: logger)
+            var found = false
+            for try await row in rows { found = try row.decode(Bool.self) }
+            guard found else { throw SessionStorageError.sessionNotFound(id) }
+        }
+    }
+
+    @discardableResult
+    public func deleteSession(_ id: SessionID) async throws(SessionStorageError) -> Bool {
+        try await perform("deleting session \(id)") { [self] in
+            let rows = try await client.query("DELETE FROM mcp_sessions WHERE id = \(id.rawValue) RETURNING 1", logger: logger)
+            for try await _ in rows { return true }
+            return false
+        }
+    }
+
+    public func listSessions() async throws(SessionStorageError) -> [SessionID] {
+        try await perform("listing sessions") { [self] in
+            var ids: [SessionID] = []
+            for try await text in try await client.query("SELECT id FROM mcp_sessions", logger: logger).decode(String.self) {
+                do { ids.append(try SessionID(validating: text)) } catch { throw SessionStorageError.corrupted("stored session id \(text.debugDescription) is malformed") }
+            }
+            return ids
+        }
+    }
+
+    // MARK: State
+
+    public func stateValue(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> JSONValue? {
+        try limits.checkKey(key)
+        let row = try await perform("reading state of \(id)") { [self] in try await first(SelectStateValue(id: id, key: key)) }
+        guard let row else { throw .sessionNotFound(id) }
+        return row?.value
+    }
+
+    @discardableResult
+    public func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
+        let data = try limits.encodeStateValue(value, forKey: key)
+        let statement = SetState(
+            id: id, key: key, json: String(decoding: data, as: UTF8.self), size: key.utf8.count + data.count, now: Date(),
+            limit: limits.maxStateBytesPerSession)
+        return try await perform("setting state of \(id)") { [self] in
+            if let version = try await first(statement) { return version }
+            guard try await exists(id) else { throw SessionStorageError.sessionNotFound(id) }
+            throw SessionStorageError(.limitExceeded, "setting '\(key)' would take session \(id) past its state limit of \(limits.maxStateBytesPerSession) bytes")
+        }
+    }
+
+    @discardableResult
+    public func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
+        try limits.checkKey(key)
+        let version = try await perform("removing state of \(id)") { [self] in try await first(RemoveState(id: id, key: key, now: Date())) }
+        guard let version else { throw .sessionNotFound(id) }
+        return version
+    }
+
+    // MARK: Events
+
+    @discardableResult
+    public func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent {
+        let data = try limits.encodeEvent(event)
+        let now = Date()
+        let statement = AppendEvent(
+            id: id, now: now, event: event, data: data.map { String(decoding: $0, as: UTF8.self) }, keep: limits.maxEventsPerSession)
+        let eventID = try await perform("appending an event to \(id)") { [self] in try await first(statement) }
+        guard let eventID else { throw .sessionNotFound(id) }
+        var normalized = event
+        normalized.data = try data.map { (data) throws(SessionStorageError) in try JSONValue.decode(data) }
+        return SSEEvent(id: eventID, event: normalized, timestamp: now)
+    }
+
+    public func events(in id: SessionID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
+        try await perform("replaying events of \(id)") { [self] in
+            let events = try await all(EventsAfter(id: id, cursor: eventID, limit: limit))
+            if events.isEmpty, !(try await exists(id)) { throw SessionStorageError.sessionNotFound(id) }
+            return events
+        }
+    }
+
+    public func recentEvents(in id: SessionID, limit: Int) async throws(SessionStorageError) -> [SSEEvent] {
+        try await perform("reading recent events of \(id)") { [self] in
+            let events = try await all(RecentEvents(id: id, limit: max(0, limit)))
+            if events.isEmpty, !(try await exists(id)) { throw SessionStorageError.sessionNotFound(id) }
+            return events.reversed()
+        }
+    }
+
+    @discardableResult
+    public func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int {
+        try await perform("deleting events of \(id)") { [self] in
+            let rows = try await client.query(
+                """
+                WITH deleted AS (DELETE FROM mcp_session_events WHERE session_id = \(id.rawValue) AND id < \(eventID) RETURNING 1)
+                SELECT (SELECT count(*) FROM deleted), EXISTS (SELECT 1 FROM mcp_sessions WHERE id = \(id.rawValue))
+                """, logger: logger)
+            for try await (count, found) in rows.decode((Int64, Bool).self) {
+                guard found else { throw SessionStorageError.sessionNotFound(id) }
+                return Int(count)
+            }
+            return 0
+        }
+    }
+
+    // MARK: Housekeeping
+
+    @discardableResult
+    public func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID] {
+        try await perform("expiring sessions") { [self] in
+            var ids: [SessionID] = []
+            let rows = try await client.query("DELETE FROM mcp_sessions WHERE last_activity < \(cutoff) RETURNING id", logger: logger)
+            for try await text in rows.decode(String.self) {
+                if let id = try? SessionID(validating: text) { ids.append(id) }
+            }
+            return ids
+        }
+    }
+
+    public func sessionCount() async throws(SessionStorageError) -> Int {
+        try await count("SELECT count(*) FROM mcp_sessions", "counting sessions")
+    }
+
+    public func eventCount() async throws(SessionStorageError) -> Int {
+        try await count("SELECT count(*) FROM mcp_session_events", "counting events")
+    }
+
+    private func count(_ sql: String, _ what: String) async throws(SessionStorageError) -> Int {
+        try await perform(what) { [self] in
+            for try await value in try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger).decode(Int64.self) {
+                return Int(value)
+            }
+            return 0
+        }
+    }
+
+    /// Refreshes the planner's statistics for the session tables.
+    public func maintenance() async throws(SessionStorageError) {
+        try await perform("maintenance") { [self] in
+            try await client.query("ANALYZE mcp_sessions", logger: logger)
+            try await client.query("ANALYZE mcp_session_events", logger: logger)
+        }
+    }
+}

@@ -1,0 +1,309 @@
+import Foundation
+import MCPSessionStorage
+import PostgresNIO
+
+// The hot statements, prepared once per connection by PostgresNIO (as `pgbench -M prepared`
+// does; `scripts/bench` runs the same SQL through pgbench). Each write is one statement, so it
+// is atomic on its own and needs no explicit transaction or extra round trip.
+
+/// A JSON column (json, jsonb or text), parsed straight from the wire buffer.
+struct JSONColumn: PostgresDecodable {
+    let value: JSONValue
+
+    init<JSONDecoder: PostgresJSONDecoder>(
+        from buffer: inout ByteBuffer, type: PostgresDataType, format: PostgresFormat, context: PostgresDecodingContext<JSONDecoder>
+    ) throws {
+        if type == .jsonb && format == .binary {
+            guard buffer.readInteger(as: UInt8.self) == 1 else { throw SessionStorageError.corrupted("unknown jsonb binary version") }
+        }
+        let view = buffer.readableBytesView
+        let parsed = try view.withContiguousStorageIfAvailable { bytes in
+            try JSONValue.decode(bytes: bytes)
+        } ?? JSONValue.decode(Data(view))
+        buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+        value = parsed
+    }
+}
+
+extension Optional where Wrapped == JSONValue {
+    /// JSON text to bind, or NULL.
+    func text() throws(SessionStorageError) -> String? {
+        try map { (value) throws(SessionStorageError) in String(decoding: try value.encoded(), as: UTF8.self) }
+    }
+}
+
+/// The columns of a session row, in `SelectSession`'s order.
+enum SessionColumns {
+    static let list = """
+        created_at, last_activity, is_initialized, protocol_version, client_info, client_capabilities, \
+        server_capabilities, metadata, state, version
+        """
+
+    static func decode(_ row: PostgresRow, id: SessionID) throws -> SessionInfo {
+        let (createdAt, lastActivity, isInitialized, protocolVersion, clientInfo, clientCapabilities, serverCapabilities, metadata, state, version) =
+            try row.decode((Date, Date, Bool, String?, JSONColumn?, JSONColumn?, JSONColumn?, JSONColumn, JSONColumn, Int64).self)
+        guard case .object(let metadataObject) = metadata.value, case .object(let stateObject) = state.value else {
+            throw SessionStorageError.corrupted("metadata or state of \(id) is not a JSON object")
+        }
+        return SessionInfo(
+            id: id, createdAt: createdAt, lastActivity: lastActivity, isInitialized: isInitialized,
+            protocolVersion: protocolVersion, clientInfo: clientInfo?.value, clientCapabilities: clientCapabilities?.value,
+            serverCapabilities: serverCapabilities?.value, metadata: metadataObject, state: stateObject, version: version)
+    }
+}
+
+struct SelectSession: PostgresPreparedStatement {
+    static let name = "mcp_select_session"
+    static let sql = "SELECT \(SessionColumns.list) FROM mcp_sessions WHERE id = $1"
+    static let bindingDataTypes: [PostgresDataType] = [.text]
+    typealias Row = SessionInfo
+    let id: SessionID
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(id.rawValue)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> SessionInfo { try SessionColumns.decode(row, id: id) }
+}
+
+struct InsertSession: PostgresPreparedStatement {
+    static let name = "mcp_insert_session"
+    static let sql = """
+        INSERT INTO mcp_sessions (id, created_at, last_activity, is_initialized, protocol_version, client_info, \
+        client_capabilities, server_capabilities, metadata, state, state_sizes, state_bytes, version) \
+        VALUES ($1, $2, $2, $3, $4, $5::jsonb, $6::jsonb, $7::jsonb, $8::jsonb, $9::jsonb, $10::jsonb, $11, 1) \
+        ON CONFLICT (id) DO NOTHING RETURNING 1
+        """
+    static let bindingDataTypes: [PostgresDataType] = [.text, .timestamptz, .bool, .text, .text, .text, .text, .text, .text, .text, .int4]
+    typealias Row = Int32
+    let session: SessionInfo
+    let state: StateColumns
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 11)
+        bindings.append(session.id.rawValue)
+        bindings.append(session.createdAt)
+        bindings.append(session.isInitialized)
+        bindings.append(session.protocolVersion)
+        bindings.append(try session.clientInfo.text())
+        bindings.append(try session.clientCapabilities.text())
+        bindings.append(try session.serverCapabilities.text())
+        bindings.append(String(decoding: try JSONValue.object(session.metadata).encoded(), as: UTF8.self))
+        bindings.append(state.values)
+        bindings.append(state.sizes)
+        bindings.append(Int32(state.total))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Int32 { try row.decode(Int32.self) }
+}
+
+/// A whole state dictionary, encoded for the `state`, `state_sizes` and `state_bytes` columns.
+struct StateColumns {
+    let values: String
+    let sizes: String
+    let total: Int
+
+    init(_ state: [String: JSONValue], limits: SessionLimits) throws(SessionStorageError) {
+        let encoded = try limits.encodeState(state)
+        var sizes: [String: JSONValue] = [:]
+        var total = 0
+        for (key, data) in encoded {
+            let size = key.utf8.count + data.count
+            sizes[key] = .int(Int64(size))
+            total += size
+        }
+        self.values = String(decoding: try JSONValue.object(state).encoded(), as: UTF8.self)
+        self.sizes = String(decoding: try JSONValue.object(sizes).encoded(), as: UTF8.self)
+        self.total = total
+    }
+}
+
+struct UpdateSession: PostgresPreparedStatement {
+    static let name = "mcp_update_session"
+    static let sql = """
+        UPDATE mcp_sessions SET last_activity = $2, is_initialized = $3, protocol_version = $4, client_info = $5::jsonb, \
+        client_capabilities = $6::jsonb, server_capabilities = $7::jsonb, metadata = $8::jsonb, state = $9::jsonb, \
+        state_sizes = $10::jsonb, state_bytes = $11, version = version + 1 \
+        WHERE id = $1 AND version = $12 RETURNING created_at
+        """
+    static let bindingDataTypes: [PostgresDataType] = [.text, .timestamptz, .bool, .text, .text, .text, .text, .text, .text, .text, .int4, .int8]
+    typealias Row = Date
+    let insert: InsertSession  // the same columns, bound the same way
+    let expectedVersion: Int64
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = try insert.makeBindings()
+        bindings.append(expectedVersion)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Date { try row.decode(Date.self) }
+}
+
+struct SelectStateValue: PostgresPreparedStatement {
+    static let name = "mcp_select_state_value"
+    static let sql = "SELECT state -> $2 FROM mcp_sessions WHERE id = $1"
+    static let bindingDataTypes: [PostgresDataType] = [.text, .text]
+    typealias Row = JSONColumn?
+    let id: SessionID
+    let key: String
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 2)
+        bindings.append(id.rawValue)
+        bindings.append(key)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> JSONColumn? { try row.decode(JSONColumn?.self) }
+}
+
+/// Sets one key in one statement: the value, its size, the running total (checked against the
+/// limit in the WHERE clause), the version and the activity time change together or not at all.
+struct SetState: PostgresPreparedStatement {
+    static let name = "mcp_set_state"
+    static let sql = """
+        UPDATE mcp_sessions SET state = state || jsonb_build_object($2::text, $3::jsonb), \
+        state_sizes = state_sizes || jsonb_build_object($2::text, $4::integer), \
+        state_bytes = state_bytes - coalesce((state_sizes ->> $2)::integer, 0) + $4, \
+        version = version + 1, last_activity = $5 \
+        WHERE id = $1 AND state_bytes - coalesce((state_sizes ->> $2)::integer, 0) + $4 <= $6 RETURNING version
+        """
+    static let bindingDataTypes: [PostgresDataType] = [.text, .text, .text, .int4, .timestamptz, .int4]
+    typealias Row = Int64
+    let id: SessionID
+    let key: String
+    let json: String
+    let size: Int
+    let now: Date
+    let limit: Int
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 6)
+        bindings.append(id.rawValue)
+        bindings.append(key)
+        bindings.append(json)
+        bindings.append(Int32(size))
+        bindings.append(now)
+        bindings.append(Int32(clamping: limit))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
+}
+
+struct RemoveState: PostgresPreparedStatement {
+    static let name = "mcp_remove_state"
+    static let sql = """
+        UPDATE mcp_sessions SET state = state - $2, state_sizes = state_sizes - $2, \
+        state_bytes = state_bytes - coalesce((state_sizes ->> $2)::integer, 0), \
+        version = version + 1, last_activity = $3 WHERE id = $1 RETURNING version
+        """
+    static let bindingDataTypes: [PostgresDataType] = [.text, .text, .timestamptz]
+    typealias Row = Int64
+    let id: SessionID
+    let key: String
+    let now: Date
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 3)
+        bindings.append(id.rawValue)
+        bindings.append(key)
+        bindings.append(now)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
+}
+
+/// Takes the next event id under the session row's lock, inserts the event and trims the
+/// oldest past the limit, in one statement. Ids are dense, so the trim is an index range.
+struct AppendEvent: PostgresPreparedStatement {
+    static let name = "mcp_append_event"
+    static let sql = """
+        WITH next AS (UPDATE mcp_sessions SET last_event_id = last_event_id + 1, last_activity = $2 \
+        WHERE id = $1 RETURNING last_event_id), \
+        inserted AS (INSERT INTO mcp_session_events (session_id, id, stream, created_at, type, data, retry_ms) \
+        SELECT $1, last_event_id, $3, $2, $4, $5, $6 FROM next RETURNING id), \
+        trimmed AS (DELETE FROM mcp_session_events WHERE session_id = $1 AND id <= (SELECT id FROM inserted) - $7) \
+        SELECT id FROM inserted
+        """
+    static let bindingDataTypes: [PostgresDataType] = [.text, .timestamptz, .text, .text, .text, .int4, .int8]
+    typealias Row = Int64
+    let id: SessionID
+    let now: Date
+    let event: NewEvent
+    let data: String?
+    let keep: Int
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 7)
+        bindings.append(id.rawValue)
+        bindings.append(now)
+        bindings.append(event.stream.rawValue)
+        bindings.append(event.type)
+        bindings.append(data)
+        bindings.append(event.retryMilliseconds.map { Int32(clamping: $0) })
+        bindings.append(Int64(keep))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
+}
+
+enum EventColumns {
+    static let list = "e.id, e.stream, e.created_at, e.type, e.data, e.retry_ms"
+
+    static func decode(_ row: PostgresRow) throws -> SSEEvent {
+        let (id, stream, createdAt, type, data, retry) = try row.decode((Int64, String, Date, String?, JSONColumn?, Int32?).self)
+        let streamID: StreamID
+        do { streamID = try StreamID(validating: stream) } catch { throw SessionStorageError.corrupted("stored stream id is malformed") }
+        return SSEEvent(id: id, stream: streamID, timestamp: createdAt, type: type, data: data?.value, retryMilliseconds: retry.map(Int.init))
+    }
+}
+
+/// Replay: the cursor event names the stream; the join walks that stream's index from the cursor on.
+struct EventsAfter: PostgresPreparedStatement {
+    static let name = "mcp_events_after"
+    static let sql = """
+        SELECT \(EventColumns.list) FROM mcp_session_events c JOIN mcp_session_events e \
+        ON e.session_id = c.session_id AND e.stream = c.stream AND e.id > c.id \
+        WHERE c.session_id = $1 AND c.id = $2 ORDER BY e.id LIMIT $3
+        """
+    static let bindingDataTypes: [PostgresDataType] = [.text, .int8, .int8]
+    typealias Row = SSEEvent
+    let id: SessionID
+    let cursor: Int64
+    let limit: Int?
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 3)
+        bindings.append(id.rawValue)
+        bindings.append(cursor)
+        bindings.append(limit.map { Int64($0) })  // NULL: no limit
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> SSEEvent { try EventColumns.decode(row) }
+}
+
+struct RecentEvents: PostgresPreparedStatement {
+    static let name = "mcp_recent_events"
+    static let sql = "SELECT \(EventColumns.list) FROM mcp_session_events e WHERE e.session_id = $1 ORDER BY e.id DESC LIMIT $2"
+    static let bindingDataTypes: [PostgresDataType] = [.text, .int8]
+    typealias Row = SSEEvent
+    let id: SessionID
+    let limit: Int
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 2)
+        bindings.append(id.rawValue)
+        bindings.append(Int64(limit))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> SSEEvent { try EventColumns.decode(row) }
+}

@@ -1,0 +1,43 @@
+import Foundation
+import MCPSessionStorage
+import MCPSessionStoragePostgres
+import Testing
+
+/// Stops and starts the separate `postgres-faults` server, so other tests keep their database.
+@Suite(
+    "PostgreSQL outage", .serialized,
+    .enabled(if: PostgresTestEnvironment.isCI || PostgresTestEnvironment.reachable(PostgresTestEnvironment.faultsURL), PostgresTestEnvironment.skipReason))
+struct PostgresOutageTests {
+    @Test("calls fail promptly with unavailable while the server is down, and the same storage heals")
+    func outage() async throws {
+        let timeout = Duration.seconds(2)
+        let storage = try PostgresTestEnvironment.storage(url: PostgresTestEnvironment.faultsURL) {
+            $0.operationTimeout = timeout
+            $0.connectTimeout = .seconds(1)
+        }
+        let id = try await storage.createSession(NewSession(state: ["before": true])).id
+
+        try PostgresTestEnvironment.services("stop", "postgres-faults")
+        do {
+            for _ in 0..<3 {
+                let clock = ContinuousClock()
+                let started = clock.now
+                await #expect { try await storage.session(id) } throws: { ($0 as? SessionStorageError)?.code == .unavailable }
+                await #expect { try await storage.setState(1, forKey: "during", in: id) } throws: { ($0 as? SessionStorageError)?.code == .unavailable }
+                // Two calls, each bounded by the operation timeout (plus scheduling slack).
+                #expect(clock.now - started < timeout * 2 + .seconds(2), "a call hung past the operation timeout")
+            }
+        }
+        try PostgresTestEnvironment.services("start", "postgres-faults")
+
+        var healed: SessionInfo?
+        for _ in 0..<60 where healed == nil {
+            healed = try? await storage.session(id)
+            if healed == nil { try await Task.sleep(for: .milliseconds(500)) }
+        }
+        let session = try #require(healed, "the storage did not recover after the server came back")
+        #expect(session.state == ["before": true])
+        try await storage.setState(2, forKey: "after", in: id)
+        #expect(try await storage.stateValue(forKey: "after", in: id) == 2)
+    }
+}
