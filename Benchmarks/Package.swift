@@ -17,6 +17,7 @@ let package = Package(
                 .product(name: "Benchmark", package: "package-benchmark"),
                 .product(name: "MCPSessionStorage", package: "swift-mcp-session-storage"),
                 .product(name: "MCPSessionStorageSQLite", package: "swift-mcp-session-storage"),
+                .product(name: "MCPSessionStoragePostgres", package: "swift-mcp-session-storage"),
             ],
             path: "Benchmarks/SessionStorageBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]

@@ -28,6 +28,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     private let logger: Logger
     private let migrated = Atomic<Bool>(false)
     private let migration = Mutex<Task<Void, any Error>?>(nil)
+    private let watchdog = DeadlineWatchdog()
 
     /// Makes the storage and its client. Nothing connects until ``run()`` runs.
     /// - Throws: `invalidInput` for a malformed schema name.
@@ -55,7 +56,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     /// to the contract's.
     private func perform<T: Sendable>(_ what: @autoclosure () -> String, _ body: @escaping @Sendable () async throws -> T) async throws(SessionStorageError) -> T {
         do {
-            return try await withTimeout(configuration.operationTimeout) { [self] in
+            return try await watchdog.run(timeout: configuration.operationTimeout) { [self] in
                 try await self.migrateIfNeeded()
                 return try await body()
             }

@@ -19,6 +19,7 @@ let benchmarks: @Sendable () -> Void = {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("mcp-bench-\(UUID().uuidString).db").path
         return try SQLiteSessionStorage(configuration: .init(path: path))
     }
+    registerPostgres()
 }
 
 /// A session with three state keys and, for replay, 201 events alternating over two streams
@@ -28,10 +29,11 @@ struct Fixture: Sendable {
     let id: SessionID
     let cursor: Int64
 
-    static func make(_ storage: any SessionStorage) async throws -> Fixture {
-        let session = try await storage.createSession(NewSession(
+    static func make(_ storage: any SessionStorage, id: SessionID? = nil) async throws -> Fixture {
+        let session = try await storage.createSession(id: id, NewSession(
             isInitialized: true, protocolVersion: "2025-06-18", clientInfo: ["name": "bench", "version": "1"],
             state: ["user": "ada", "counter": 41, "prefs": ["theme": "dark", "lang": "en"]]))
+        // Two streams, so replaying stream 1 after its first event skips stream 2's 100.
         let streams = [try StreamID.request(1), try StreamID.request(2)]
         var first: Int64 = 0
         for index in 0..<201 {
@@ -39,6 +41,22 @@ struct Fixture: Sendable {
             if index == 0 { first = event.id }
         }
         return Fixture(storage: storage, id: session.id, cursor: first)
+    }
+
+    /// One operation, `times` times, as the benchmarks and pgbench's scripts define it.
+    func perform(_ operation: Operation, times: Int) async throws {
+        let stream = try StreamID.request(3)
+        for index in 0..<times {
+            switch operation {
+            case .getSession: blackHole(try await storage.session(id))
+            case .setState: blackHole(try await storage.setState(.int(Int64(index)), forKey: "counter", in: id))
+            case .appendEvent: blackHole(try await storage.appendEvent(NewEvent(stream: stream, data: Fixture.payload(index)), to: id))
+            case .replay:
+                let events = try await storage.events(in: id, after: cursor)
+                precondition(events.count == 100, "replay returned \(events.count) events")
+                blackHole(events)
+            }
+        }
     }
 
     static func payload(_ index: Int) -> JSONValue {
@@ -49,30 +67,9 @@ struct Fixture: Sendable {
 func register(_ backend: String, _ make: @escaping @Sendable () async throws -> any SessionStorage) {
     let setup: @Sendable () async throws -> Fixture = { try await Fixture.make(try await make()) }
 
-    Benchmark("\(backend) get-session", closure: { benchmark, f in
-        for _ in benchmark.scaledIterations { blackHole(try await f.storage.session(f.id)) }
-    }, setup: setup)
-
-    Benchmark("\(backend) set-state", closure: { benchmark, f in
-        var n: Int64 = 0
-        for _ in benchmark.scaledIterations {
-            n += 1
-            blackHole(try await f.storage.setState(.int(n), forKey: "counter", in: f.id))
-        }
-    }, setup: setup)
-
-    Benchmark("\(backend) append-event", closure: { benchmark, f in
-        let stream = try StreamID.request(3)
-        for index in benchmark.scaledIterations {
-            blackHole(try await f.storage.appendEvent(NewEvent(stream: stream, data: Fixture.payload(index)), to: f.id))
-        }
-    }, setup: setup)
-
-    Benchmark("\(backend) replay-100", closure: { benchmark, f in
-        for _ in benchmark.scaledIterations {
-            let events = try await f.storage.events(in: f.id, after: f.cursor)
-            precondition(events.count == 100, "replay returned \(events.count) events")
-            blackHole(events)
-        }
-    }, setup: setup)
+    for operation in Operation.allCases {
+        Benchmark("\(backend) \(operation.rawValue)", closure: { benchmark, fixture in
+            try await fixture.perform(operation, times: benchmark.scaledIterations.count)
+        }, setup: setup)
+    }
 }

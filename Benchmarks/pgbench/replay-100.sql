@@ -1,0 +1,1 @@
+SELECT e.id, e.stream, e.created_at, e.type, e.data, e.retry_ms FROM mcp_session_events c JOIN mcp_session_events e ON e.session_id = c.session_id AND e.stream = c.stream AND e.id > c.id WHERE c.session_id = :client_id AND c.id = :cursor ORDER BY e.id LIMIT NULL;
