@@ -87,7 +87,8 @@ public final class InMemorySessionStorage: SessionStorage {
         self.configuration = configuration
     }
 
-    private var limits: SessionLimits { configuration.limits }
+    /// The limits from the configuration.
+    public var limits: SessionLimits { configuration.limits }
 
     private static func sizes(of encoded: [String: Data]) -> [String: Int] {
         encoded.reduce(into: [:]) { $0[$1.key] = $1.key.utf8.count + $1.value.count }

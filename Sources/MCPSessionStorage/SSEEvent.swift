@@ -10,10 +10,11 @@ public struct StreamID: Hashable, Sendable, Codable, CustomStringConvertible {
     /// The longest stream id accepted.
     public static let maxLength = 256
 
-    /// Checks the text: 1–256 bytes, no NUL.
+    /// Checks the text: 1–256 bytes, no control characters (so it can travel in line-based
+    /// formats: SSE, bus messages).
     public init(validating text: String) throws(SessionStorageError) {
-        guard !text.isEmpty, text.utf8.count <= Self.maxLength, !text.utf8.contains(0) else {
-            throw SessionStorageError(.invalidInput, "stream id must be 1–\(Self.maxLength) bytes without NUL")
+        guard !text.isEmpty, text.utf8.count <= Self.maxLength, !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+            throw SessionStorageError(.invalidInput, "stream id must be 1–\(Self.maxLength) bytes without control characters")
         }
         self.rawValue = text
     }

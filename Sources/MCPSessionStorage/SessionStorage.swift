@@ -16,6 +16,9 @@ import Foundation
 /// the session does not exist, except the reads ``session(_:)`` (which returns `nil`) and
 /// ``deleteSession(_:)`` (which returns `false`).
 public protocol SessionStorage: Sendable {
+    /// The limits this storage enforces.
+    var limits: SessionLimits { get }
+
     /// Stores a new session at version 1 and returns it.
     /// - Parameters:
     ///   - id: The id to use; `nil` (the usual case) assigns a fresh UUID v7.

@@ -48,7 +48,8 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         SessionCleanupService(storage: self, ttl: configuration.sessionTTL, interval: configuration.cleanupInterval, logger: logger)
     }
 
-    private var limits: SessionLimits { configuration.limits }
+    /// The limits from the configuration.
+    public var limits: SessionLimits { configuration.limits }
 
     // MARK: Running statements
 

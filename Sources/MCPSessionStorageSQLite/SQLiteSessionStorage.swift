@@ -50,7 +50,8 @@ public final class SQLiteSessionStorage: SessionStorage {
         SessionCleanupService(storage: self, ttl: configuration.sessionTTL, interval: configuration.cleanupInterval, logger: logger)
     }
 
-    private var limits: SessionLimits { configuration.limits }
+    /// The limits from the configuration.
+    public var limits: SessionLimits { configuration.limits }
 
     // MARK: Running statements
 

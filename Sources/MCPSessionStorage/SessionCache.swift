@@ -1,0 +1,201 @@
+import Synchronization
+
+/// The in-process front of ``TieredSessionStorage``: an LRU of sessions bounded by entry count
+/// and by (estimated) bytes, each entry stamped with its session version and the time it was
+/// cached, so an entry older than the maximum age is never served.
+///
+/// O(1) for every operation: a dictionary maps ids to slots of an array-backed doubly linked
+/// list (no node allocations once warm). One `Mutex`, held for a few pointer updates.
+public final class SessionCache: Sendable {
+    /// What one entry holds.
+    public struct Entry: Sendable {
+        /// The session as last read or written by this instance.
+        public var session: SessionInfo
+        /// A contiguous run of the session's newest events, when this instance knows it.
+        public var events: [SSEEvent]
+        /// When the entry was cached; entries older than the maximum age are misses.
+        public var cachedAt: ContinuousClock.Instant
+        /// The bytes the entry counts against the byte limit.
+        var bytes: Int
+    }
+
+    private struct Node {
+        var key: SessionID
+        var entry: Entry
+        var previous: Int
+        var next: Int
+    }
+
+    private struct State {
+        var index: [SessionID: Int] = [:]
+        var nodes: [Node] = []
+        var free: [Int] = []
+        var head = -1  // most recently used
+        var tail = -1  // least recently used
+        var bytes = 0
+    }
+
+    /// The most entries held.
+    public let maxEntries: Int
+    /// The most bytes held, by ``estimatedBytes(of:)``.
+    public let maxBytes: Int
+    /// Entries older than this are treated as absent.
+    public let maxAge: Duration
+    private let state = Mutex(State())
+    private let onEvict: @Sendable (Int) -> Void
+
+    public init(maxEntries: Int, maxBytes: Int, maxAge: Duration, onEvict: @escaping @Sendable (Int) -> Void = { _ in }) {
+        self.maxEntries = max(1, maxEntries)
+        self.maxBytes = max(1, maxBytes)
+        self.maxAge = maxAge
+        self.onEvict = onEvict
+    }
+
+    /// Entries held now.
+    public var count: Int { state.withLock { $0.index.count } }
+    /// Bytes held now.
+    public var bytes: Int { state.withLock { $0.bytes } }
+
+    /// The fresh entry for `id`, marked most recently used; `nil` if absent or too old.
+    public func entry(_ id: SessionID, now: ContinuousClock.Instant = .now) -> Entry? {
+        state.withLock { state in
+            guard let slot = state.index[id] else { return nil }
+            let entry = state.nodes[slot].entry
+            guard now - entry.cachedAt < maxAge else {
+                Self.remove(slot, from: &state)
+                return nil
+            }
+            Self.moveToFront(slot, in: &state)
+            return entry
+        }
+    }
+
+    /// Stores `session` unless the cache holds a newer version. Events cached for it survive
+    /// when `keepEvents` is set and the version is not older.
+    public func store(_ session: SessionInfo, events: [SSEEvent]? = nil, now: ContinuousClock.Instant = .now) {
+        let evicted = state.withLock { state -> Int in
+            var kept: [SSEEvent] = events ?? []
+            if let slot = state.index[session.id] {
+                let old = state.nodes[slot].entry
+                if old.session.version > session.version { return 0 }
+                if events == nil { kept = old.events }
+                Self.remove(slot, from: &state)
+            }
+            let entry = Entry(session: session, events: kept, cachedAt: now, bytes: Self.estimatedBytes(of: session, events: kept))
+            Self.insert(session.id, entry, into: &state)
+            return evict(&state)
+        }
+        if evicted > 0 { onEvict(evicted) }
+    }
+
+    /// Changes the cached entry in place, if there is one; `change` returns `false` to drop it.
+    public func update(_ id: SessionID, _ change: (inout Entry) -> Bool) {
+        state.withLock { state in
+            guard let slot = state.index[id] else { return }
+            var entry = state.nodes[slot].entry
+            guard change(&entry) else {
+                Self.remove(slot, from: &state)
+                return
+            }
+            entry.bytes = Self.estimatedBytes(of: entry.session, events: entry.events)
+            state.bytes += entry.bytes - state.nodes[slot].entry.bytes
+            state.nodes[slot].entry = entry
+        }
+    }
+
+    /// Drops the entry for `id`. Returns whether there was one.
+    @discardableResult
+    public func remove(_ id: SessionID) -> Bool {
+        state.withLock { state in
+            guard let slot = state.index[id] else { return false }
+            Self.remove(slot, from: &state)
+            return true
+        }
+    }
+
+    /// Drops everything.
+    public func removeAll() {
+        state.withLock { $0 = State() }
+    }
+
+    // MARK: List surgery (all under the lock)
+
+    private func evict(_ state: inout State) -> Int {
+        var evicted = 0
+        while state.index.count > maxEntries || (state.bytes > maxBytes && state.index.count > 1), state.tail >= 0 {
+            Self.remove(state.tail, from: &state)
+            evicted += 1
+        }
+        return evicted
+    }
+
+    private static func insert(_ key: SessionID, _ entry: Entry, into state: inout State) {
+        let node = Node(key: key, entry: entry, previous: -1, next: state.head)
+        let slot: Int
+        if let reused = state.free.popLast() {
+            slot = reused
+            state.nodes[slot] = node
+        } else {
+            slot = state.nodes.count
+            state.nodes.append(node)
+        }
+        if state.head >= 0 { state.nodes[state.head].previous = slot }
+        state.head = slot
+        if state.tail < 0 { state.tail = slot }
+        state.index[key] = slot
+        state.bytes += entry.bytes
+    }
+
+    private static func unlink(_ slot: Int, in state: inout State) {
+        let (previous, next) = (state.nodes[slot].previous, state.nodes[slot].next)
+        if previous >= 0 { state.nodes[previous].next = next } else { state.head = next }
+        if next >= 0 { state.nodes[next].previous = previous } else { state.tail = previous }
+    }
+
+    private static func remove(_ slot: Int, from state: inout State) {
+        unlink(slot, in: &state)
+        state.index[state.nodes[slot].key] = nil
+        state.bytes -= state.nodes[slot].entry.bytes
+        // Release the payload now; the slot itself is reused by the next insert.
+        state.nodes[slot].entry.session.state = [:]
+        state.nodes[slot].entry.events = []
+        state.free.append(slot)
+    }
+
+    private static func moveToFront(_ slot: Int, in state: inout State) {
+        guard state.head != slot else { return }
+        unlink(slot, in: &state)
+        state.nodes[slot].previous = -1
+        state.nodes[slot].next = state.head
+        if state.head >= 0 { state.nodes[state.head].previous = slot }
+        state.head = slot
+        if state.tail < 0 { state.tail = slot }
+    }
+
+    // MARK: Sizes
+
+    /// What an entry counts against the byte limit: its JSON content plus a fixed overhead per
+    /// entry and per value for the structures around them.
+    public static func estimatedBytes(of session: SessionInfo, events: [SSEEvent]) -> Int {
+        var bytes = 512 + session.id.rawValue.utf8.count + (session.protocolVersion?.utf8.count ?? 0)
+        for value in [session.clientInfo, session.clientCapabilities, session.serverCapabilities].compactMap({ $0 }) {
+            bytes += value.estimatedBytes
+        }
+        for (key, value) in session.metadata { bytes += 48 + key.utf8.count + value.estimatedBytes }
+        for (key, value) in session.state { bytes += 48 + key.utf8.count + value.estimatedBytes }
+        for event in events { bytes += 96 + event.stream.rawValue.utf8.count + (event.data?.estimatedBytes ?? 0) }
+        return bytes
+    }
+}
+
+extension JSONValue {
+    /// Roughly the memory this value takes: payload bytes plus per-node overhead.
+    var estimatedBytes: Int {
+        switch self {
+        case .null, .bool, .int, .double: return 16
+        case .string(let text): return 32 + text.utf8.count
+        case .array(let elements): return 32 + elements.reduce(0) { $0 + $1.estimatedBytes }
+        case .object(let members): return 64 + members.reduce(0) { $0 + 48 + $1.key.utf8.count + $1.value.estimatedBytes }
+        }
+    }
+}

@@ -1,0 +1,352 @@
+import Foundation
+import Logging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+
+/// A durable storage with an in-process front: reads of a cached session cost no I/O, writes go
+/// through to the durable tier, and a ``ChangeBus`` tells the other instances what to drop.
+///
+/// ```swift
+/// let durable = try PostgresSessionStorage(configuration: postgres)
+/// let bus = PostgresChangeBus(attachedTo: durable)      // NOTIFY inside each write's statement
+/// let storage = TieredSessionStorage(durable: durable, bus: bus)
+/// let group = ServiceGroup(services: [durable, bus, storage], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// ```
+///
+/// **Guarantees**
+/// - Read-your-writes on one instance: a write updates (or drops) the front only after the
+///   durable write succeeded; a failed write leaves the front as it was.
+/// - While the bus is up, another instance's write is seen once its message arrives (the bus's
+///   propagation delay).
+/// - After the bus drops or loses a message, the front is flushed: no entry cached before an
+///   outage is served after it. While the bus is down, reads bypass the front.
+/// - Whatever goes undetected, no entry is served older than ``Configuration/maxAge``.
+///
+/// Without a bus (one instance), the front is always on. With one, the front turns on when
+/// ``run()`` hears the bus connect, so run this storage as a `Service`.
+public final class TieredSessionStorage: SessionStorage, Service {
+    /// Sizes and ages of the front.
+    public struct Configuration: Sendable {
+        /// Sessions held at most. Default 10 000.
+        public var maxEntries = 10_000
+        /// Bytes held at most, estimated from the sessions' contents. Default 64 MiB.
+        public var maxBytes = 64 << 20
+        /// The longest an entry is served without hearing from the durable tier: the bound on
+        /// staleness if a message is lost undetected. Default 30 seconds.
+        public var maxAge: Duration = .seconds(30)
+        /// Newest events kept per session for replay from memory. Default 64.
+        public var eventsPerSession = 64
+
+        public init() {}
+    }
+
+    /// The durable tier.
+    public let durable: any SessionStorage
+    /// The front.
+    public let front: SessionCache
+    private let bus: (any ChangeBus)?
+    private let configuration: Configuration
+    private let logger: Logger
+    private let frontEnabled: Atomic<Bool>
+    /// Raised by every invalidation, flush and local write, so a load that raced one of them is
+    /// not cached (it may hold what was just replaced).
+    private let epoch = Atomic<UInt64>(0)
+    private let loads = Mutex<[SessionID: Task<SessionInfo?, any Error>]>([:])
+    private let metrics: TieredMetrics
+
+    public init(durable: any SessionStorage, configuration: Configuration = Configuration(), bus: (any ChangeBus)? = nil, logger: Logger = Logger(label: "mcp.session.tiered")) {
+        self.durable = durable
+        self.configuration = configuration
+        self.bus = bus
+        self.logger = logger
+        let metrics = TieredMetrics()
+        self.metrics = metrics
+        self.front = SessionCache(
+            maxEntries: configuration.maxEntries, maxBytes: configuration.maxBytes, maxAge: configuration.maxAge,
+            onEvict: { metrics.evictions.increment(by: $0) })
+        self.frontEnabled = Atomic(bus == nil)
+    }
+
+    /// The durable tier's limits.
+    public var limits: SessionLimits { durable.limits }
+
+    /// Whether reads are being served from the front now.
+    public var isFrontEnabled: Bool { frontEnabled.load(ordering: .acquiring) }
+
+    // MARK: The bus
+
+    /// Applies what the bus reports until the bus ends, or graceful shutdown.
+    public func run() async throws {
+        guard let bus else {
+            try? await gracefulShutdown()
+            return
+        }
+        var lastSequence: [String: UInt64] = [:]
+        for await signal in bus.signals().cancelOnGracefulShutdown() {
+            switch signal {
+            case .connected:
+                flush("bus connected")
+                lastSequence = [:]
+                frontEnabled.store(true, ordering: .releasing)
+            case .disconnected:
+                frontEnabled.store(false, ordering: .releasing)
+                flush("bus disconnected")
+            case .message(let message):
+                guard message.origin != bus.instanceID else { continue }
+                if let last = lastSequence[message.origin], message.sequence != last + 1 {
+                    flush("gap in \(message.origin)'s messages: \(last) then \(message.sequence)")
+                }
+                lastSequence[message.origin] = message.sequence
+                apply(message.change)
+            }
+        }
+        frontEnabled.store(false, ordering: .releasing)
+    }
+
+    private func flush(_ reason: String) {
+        epoch.add(1, ordering: .acquiringAndReleasing)
+        front.removeAll()
+        metrics.flushes.increment()
+        logger.debug("flushed the session front", metadata: ["reason": "\(reason)"])
+    }
+
+    /// Drops what another instance's change made stale.
+    func apply(_ change: SessionChange) {
+        epoch.add(1, ordering: .acquiringAndReleasing)
+        metrics.invalidations.increment()
+        switch change {
+        case .sessionChanged(let id, let version):
+            front.update(id) { $0.session.version >= version }
+        case .sessionDeleted(let id):
+            front.remove(id)
+        case .eventAppended(let id, _, let eventID):
+            // A foreign event breaks the contiguous run this instance holds, unless it is already in it.
+            front.update(id) { entry in
+                if let last = entry.events.last?.id, eventID > last { entry.events = [] }
+                return true
+            }
+        case .eventsDeleted(let id):
+            front.update(id) { entry in
+                entry.events = []
+                return true
+            }
+        }
+    }
+
+    private func publish(_ change: SessionChange) async {
+        guard let bus, !bus.changesEmittedByDurableWrites else { return }
+        await bus.publish(change)
+    }
+
+    // MARK: Reads
+
+    private func cached(_ id: SessionID) -> SessionCache.Entry? {
+        guard isFrontEnabled else { return nil }
+        if let entry = front.entry(id) {
+            metrics.hits.increment()
+            return entry
+        }
+        metrics.misses.increment()
+        return nil
+    }
+
+    /// Loads a session from the durable tier; concurrent loads of one session share one read.
+    private func load(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
+        let startEpoch = epoch.load(ordering: .acquiring)
+        let (task, joined) = loads.withLock { loads -> (Task<SessionInfo?, any Error>, Bool) in
+            if let running = loads[id] { return (running, true) }
+            let task = Task { [durable, metrics] in
+                let started = ContinuousClock.now
+                defer { metrics.durableLatency.recordInterval(since: started) }
+                return try await durable.session(id)
+            }
+            loads[id] = task
+            return (task, false)
+        }
+        if joined { metrics.coalescedLoads.increment() }
+        let result: SessionInfo?
+        do {
+            result = try await task.value
+        } catch {
+            if !joined { loads.withLock { $0[id] = nil } }
+            throw error as? SessionStorageError ?? SessionStorageError(.unavailable, "loading session \(id)", underlying: error)
+        }
+        if !joined {
+            loads.withLock { $0[id] = nil }
+            if let result, isFrontEnabled, epoch.load(ordering: .acquiring) == startEpoch {
+                front.store(result)
+            }
+        }
+        return result
+    }
+
+    public func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
+        if let entry = cached(id) { return entry.session }
+        return try await load(id)
+    }
+
+    public func stateValue(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> JSONValue? {
+        try limits.checkKey(key)
+        if let entry = cached(id) { return entry.session.state[key] }
+        guard let session = try await load(id) else { throw .sessionNotFound(id) }
+        return session.state[key]
+    }
+
+    public func events(in id: SessionID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
+        if let events = cached(id)?.events, let first = events.first, first.id <= eventID,
+            let cursor = events.last(where: { $0.id == eventID })
+        {
+            let later = events.lazy.filter { $0.id > eventID && $0.stream == cursor.stream }
+            return Array(later.prefix(limit ?? .max))
+        }
+        return try await timed { [durable] () async throws(SessionStorageError) in try await durable.events(in: id, after: eventID, limit: limit) }
+    }
+
+    public func recentEvents(in id: SessionID, limit: Int) async throws(SessionStorageError) -> [SSEEvent] {
+        if let events = cached(id)?.events, events.count >= limit {
+            return Array(events.suffix(max(0, limit)))
+        }
+        return try await timed { [durable] () async throws(SessionStorageError) in try await durable.recentEvents(in: id, limit: limit) }
+    }
+
+    public func listSessions() async throws(SessionStorageError) -> [SessionID] { try await durable.listSessions() }
+    public func sessionCount() async throws(SessionStorageError) -> Int { try await durable.sessionCount() }
+    public func eventCount() async throws(SessionStorageError) -> Int { try await durable.eventCount() }
+    public func maintenance() async throws(SessionStorageError) { try await durable.maintenance() }
+
+    // MARK: Writes: durable first, then the front, then the bus
+
+    private func timed<T>(_ body: () async throws(SessionStorageError) -> T) async throws(SessionStorageError) -> T {
+        let started = ContinuousClock.now
+        defer { metrics.durableLatency.recordInterval(since: started) }
+        return try await body()
+    }
+
+    /// Marks a local write, so a concurrent load does not cache what it replaced.
+    private func wrote() { epoch.add(1, ordering: .acquiringAndReleasing) }
+
+    public func createSession(id: SessionID?, _ fields: NewSession) async throws(SessionStorageError) -> SessionInfo {
+        let session = try await timed { [durable] () async throws(SessionStorageError) in try await durable.createSession(id: id, fields) }
+        wrote()
+        if isFrontEnabled { front.store(session, events: []) }
+        await publish(.sessionChanged(session.id, version: session.version))
+        return session
+    }
+
+    public func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo {
+        let updated = try await timed { [durable] () async throws(SessionStorageError) in try await durable.updateSession(session) }
+        wrote()
+        if isFrontEnabled { front.store(updated) }
+        await publish(.sessionChanged(updated.id, version: updated.version))
+        return updated
+    }
+
+    public func touchSession(_ id: SessionID, at now: Date) async throws(SessionStorageError) {
+        let interval = limits.activityWriteInterval.timeInterval
+        // The front knows when this instance last recorded activity: skip the round trip.
+        if let entry = cached(id), entry.session.lastActivity >= now.addingTimeInterval(-interval) { return }
+        try await timed { [durable] () async throws(SessionStorageError) in try await durable.touchSession(id, at: now) }
+        front.update(id) { entry in
+            entry.session.lastActivity = max(entry.session.lastActivity, now)
+            return true
+        }
+    }
+
+    @discardableResult
+    public func deleteSession(_ id: SessionID) async throws(SessionStorageError) -> Bool {
+        let existed = try await timed { [durable] () async throws(SessionStorageError) in try await durable.deleteSession(id) }
+        wrote()
+        front.remove(id)
+        await publish(.sessionDeleted(id))
+        return existed
+    }
+
+    @discardableResult
+    public func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
+        let version = try await timed { [durable] () async throws(SessionStorageError) in try await durable.setState(value, forKey: key, in: id) }
+        wrote()
+        // What a durable read would return: the value after a JSON round trip.
+        let stored = try? JSONValue.decode(try value.encoded())
+        front.update(id) { entry in
+            guard let stored, entry.session.version == version - 1 else { return false }
+            entry.session.state[key] = stored
+            entry.session.version = version
+            entry.session.lastActivity = Date()
+            return true
+        }
+        await publish(.sessionChanged(id, version: version))
+        return version
+    }
+
+    @discardableResult
+    public func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
+        let version = try await timed { [durable] () async throws(SessionStorageError) in try await durable.removeState(forKey: key, in: id) }
+        wrote()
+        front.update(id) { entry in
+            guard entry.session.version == version - 1 else { return false }
+            entry.session.state[key] = nil
+            entry.session.version = version
+            entry.session.lastActivity = Date()
+            return true
+        }
+        await publish(.sessionChanged(id, version: version))
+        return version
+    }
+
+    @discardableResult
+    public func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent {
+        let stored = try await timed { [durable] () async throws(SessionStorageError) in try await durable.appendEvent(event, to: id) }
+        // Never hold an event the durable tier has trimmed: replay from a trimmed cursor must find nothing.
+        let keep = min(configuration.eventsPerSession, limits.maxEventsPerSession)
+        front.update(id) { entry in
+            // Keep a contiguous run ending at the newest event; start a new run after a hole.
+            if let last = entry.events.last, last.id != stored.id - 1 { entry.events = [] }
+            entry.events.append(stored)
+            if entry.events.count > keep { entry.events.removeFirst(entry.events.count - keep) }
+            return true
+        }
+        await publish(.eventAppended(id, stream: stored.stream, eventID: stored.id))
+        return stored
+    }
+
+    @discardableResult
+    public func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int {
+        let count = try await timed { [durable] () async throws(SessionStorageError) in try await durable.deleteEvents(in: id, before: eventID) }
+        front.update(id) { entry in
+            entry.events.removeAll { $0.id < eventID }
+            return true
+        }
+        await publish(.eventsDeleted(id))
+        return count
+    }
+
+    @discardableResult
+    public func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID] {
+        let ids = try await timed { [durable] () async throws(SessionStorageError) in try await durable.expireSessions(olderThan: cutoff) }
+        if !ids.isEmpty { wrote() }
+        for id in ids {
+            front.remove(id)
+            await publish(.sessionDeleted(id))
+        }
+        return ids
+    }
+}
+
+/// The tier's counters and timer, through swift-metrics.
+struct TieredMetrics: Sendable {
+    let hits = Counter(label: "mcp_session_front_hits")
+    let misses = Counter(label: "mcp_session_front_misses")
+    let evictions = Counter(label: "mcp_session_front_evictions")
+    let invalidations = Counter(label: "mcp_session_front_invalidations")
+    let flushes = Counter(label: "mcp_session_front_flushes")
+    let coalescedLoads = Counter(label: "mcp_session_front_coalesced_loads")
+    let durableLatency = Metrics.Timer(label: "mcp_session_durable_latency")
+}
+
+extension Metrics.Timer {
+    func recordInterval(since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+}

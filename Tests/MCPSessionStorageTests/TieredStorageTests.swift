@@ -1,0 +1,218 @@
+import Foundation
+import MCPSessionStorage
+import MCPSessionStorageTesting
+import Synchronization
+import Testing
+
+@Suite("TieredSessionStorage")
+struct TieredStorageTests {
+    @Test("conformance over InMemory, no bus", arguments: SessionStorageConformance.checks)
+    func conformance(_ check: SessionStorageConformance.Check) async throws {
+        try await check.run { limits in TieredSessionStorage(durable: InMemorySessionStorage(configuration: .init(limits: limits))) }
+    }
+
+    @Test("conformance over InMemory with a running bus", arguments: SessionStorageConformance.checks)
+    func conformanceWithBus(_ check: SessionStorageConformance.Check) async throws {
+        try await check.run { limits in
+            let storage = TieredSessionStorage(
+                durable: InMemorySessionStorage(configuration: .init(limits: limits)), bus: InProcessChangeBus(hub: .init()))
+            Task { try await storage.run() }
+            try await waitUntil { storage.isFrontEnabled }
+            return storage
+        }
+    }
+
+    @Test("a front hit does no durable read; a write through updates the front")
+    func hitsAndWriteThrough() async throws {
+        let durable = CountingStorage()
+        let tiered = TieredSessionStorage(durable: durable)
+        let session = try await tiered.createSession()
+        for _ in 0..<10 { _ = try await tiered.session(session.id) }
+        #expect(durable.reads.load(ordering: .relaxed) == 0)
+        try await tiered.setState("v", forKey: "k", in: session.id)
+        #expect(try await tiered.session(session.id)?.state == ["k": "v"])
+        #expect(try await tiered.stateValue(forKey: "k", in: session.id) == "v")
+        #expect(durable.reads.load(ordering: .relaxed) == 0)
+        #expect(tiered.front.count == 1)
+    }
+
+    @Test("concurrent misses on one session share one durable read")
+    func singleFlight() async throws {
+        let durable = CountingStorage(delay: .milliseconds(50))
+        let id = try await durable.createSession().id
+        let tiered = TieredSessionStorage(durable: durable)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 { group.addTask { _ = try await tiered.session(id) } }
+            try await group.waitForAll()
+        }
+        #expect(durable.reads.load(ordering: .relaxed) == 1)
+    }
+
+    @Test("a failed durable write leaves the front as it was")
+    func failedWrite() async throws {
+        let durable = InMemorySessionStorage(configuration: .init(limits: SessionLimits(maxStateValueBytes: 10)))
+        let tiered = TieredSessionStorage(durable: durable)
+        let id = try await tiered.createSession(NewSession(state: ["k": "old"])).id
+        await #expect(throws: SessionStorageError.self) { try await tiered.setState(.string(String(repeating: "x", count: 50)), forKey: "k", in: id) }
+        #expect(tiered.front.entry(id)?.session.state == ["k": "old"])
+        #expect(tiered.front.entry(id)?.session.version == 1)
+    }
+
+    @Test("the front is bounded by entries and by bytes, evicting the least recently used")
+    func bounds() throws {
+        let cache = SessionCache(maxEntries: 3, maxBytes: 1 << 30, maxAge: .seconds(60))
+        let ids = (0..<4).map { _ in SessionID.generate() }
+        for id in ids.prefix(3) { cache.store(SessionInfo(id: id, version: 1)) }
+        _ = cache.entry(ids[0])  // now most recent
+        cache.store(SessionInfo(id: ids[3], version: 1))
+        #expect(cache.count == 3)
+        #expect(cache.entry(ids[1]) == nil)
+        #expect(cache.entry(ids[0]) != nil)
+
+        let small = SessionCache(maxEntries: 1000, maxBytes: 20_000, maxAge: .seconds(60))
+        for _ in 0..<100 {
+            small.store(SessionInfo(id: .generate(), state: ["blob": .string(String(repeating: "x", count: 1000))], version: 1))
+        }
+        #expect(small.bytes <= 20_000)
+        #expect(small.count < 20)
+    }
+
+    @Test("an entry older than the maximum age is a miss, and an older version never replaces a newer one")
+    func ageAndVersions() throws {
+        let cache = SessionCache(maxEntries: 10, maxBytes: 1 << 20, maxAge: .seconds(5))
+        let id = SessionID.generate()
+        let start = ContinuousClock.now
+        cache.store(SessionInfo(id: id, version: 3), now: start)
+        #expect(cache.entry(id, now: start + .seconds(4))?.session.version == 3)
+        cache.store(SessionInfo(id: id, version: 2), now: start)
+        #expect(cache.entry(id, now: start + .seconds(4))?.session.version == 3)
+        #expect(cache.entry(id, now: start + .seconds(6)) == nil)
+        #expect(cache.count == 0)
+    }
+
+    @Test("replay after a recent cursor is served from memory")
+    func replayFromFront() async throws {
+        let durable = CountingStorage()
+        let tiered = TieredSessionStorage(durable: durable)
+        let id = try await tiered.createSession().id
+        let stream = try StreamID.request(1)
+        var stored: [SSEEvent] = []
+        for n in 0..<5 { stored.append(try await tiered.appendEvent(NewEvent(stream: stream, data: .int(Int64(n))), to: id)) }
+        #expect(try await tiered.events(in: id, after: stored[1].id).map(\.id) == stored.suffix(3).map(\.id))
+        #expect(durable.eventReads.load(ordering: .relaxed) == 0)
+    }
+}
+
+@Suite("Tiered storages sharing a bus")
+struct TieredBusTests {
+    /// Two instances over one durable store, each running its bus consumer.
+    func pair(hub: InProcessChangeBus.Hub = .init()) async throws -> (TieredSessionStorage, TieredSessionStorage, InProcessChangeBus.Hub) {
+        let durable = InMemorySessionStorage()
+        let a = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "a"))
+        let b = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "b"))
+        Task { try await a.run() }
+        Task { try await b.run() }
+        try await waitUntil { a.isFrontEnabled && b.isFrontEnabled }
+        return (a, b, hub)
+    }
+
+    @Test("a write on one instance is seen by the other once the message arrives")
+    func propagation() async throws {
+        let (a, b, _) = try await pair()
+        let id = try await a.createSession().id
+        #expect(try await b.session(id)?.version == 1)  // now cached on b
+        try await a.setState("new", forKey: "k", in: id)
+        try await waitUntil { b.front.entry(id) == nil }
+        #expect(try await b.stateValue(forKey: "k", in: id) == "new")
+        _ = try await a.deleteSession(id)
+        try await waitUntil { b.front.entry(id) == nil }
+        #expect(try await b.session(id) == nil)
+    }
+
+    @Test("a gap in an origin's sequence flushes the front")
+    func gapFlushes() async throws {
+        let (a, b, hub) = try await pair()
+        let first = try await a.createSession().id
+        let second = try await a.createSession().id
+        for _ in 0..<100 where b.front.count < 2 {
+            _ = try await b.session(first)
+            _ = try await b.session(second)
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(b.front.count == 2)
+        hub.dropMessages(1)
+        try await a.setState(1, forKey: "k", in: first)  // lost: b would serve a stale `first`
+        try await a.setState(1, forKey: "k", in: second)  // arrives after a hole
+        try await waitUntil { b.front.count == 0 }
+        #expect(try await b.stateValue(forKey: "k", in: first) == 1)
+    }
+
+    @Test("after the bus bounces, no entry cached before it is served")
+    func reconnectFlushes() async throws {
+        let (a, b, hub) = try await pair()
+        let id = try await a.createSession().id
+        // A load that overlaps a's create message is (rightly) not cached; load until one is.
+        for _ in 0..<100 where b.front.count == 0 {
+            _ = try await b.session(id)
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(b.front.count == 1)
+        hub.bounce()
+        try await waitUntil { b.front.count == 0 && b.isFrontEnabled }
+    }
+}
+
+/// Waits up to five seconds for `condition`.
+func waitUntil(_ condition: @escaping @Sendable () -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(5)
+    while !condition() {
+        guard ContinuousClock.now < deadline else { throw SessionStorageError(.unavailable, "condition not met in 5 s") }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+}
+
+/// An in-memory store that counts its reads and can be slow: to observe what the tier asks of
+/// the durable tier.
+final class CountingStorage: SessionStorage {
+    let inner = InMemorySessionStorage()
+    let reads = Atomic<Int>(0)
+    let eventReads = Atomic<Int>(0)
+    let delay: Duration
+
+    init(delay: Duration = .zero) { self.delay = delay }
+
+    var limits: SessionLimits { inner.limits }
+
+    func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
+        reads.add(1, ordering: .relaxed)
+        if delay > .zero { try? await Task.sleep(for: delay) }
+        return try await inner.session(id)
+    }
+
+    func events(in id: SessionID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
+        eventReads.add(1, ordering: .relaxed)
+        return try await inner.events(in: id, after: eventID, limit: limit)
+    }
+
+    func createSession(id: SessionID?, _ fields: NewSession) async throws(SessionStorageError) -> SessionInfo { try await inner.createSession(id: id, fields) }
+    func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo { try await inner.updateSession(session) }
+    func touchSession(_ id: SessionID, at now: Date) async throws(SessionStorageError) { try await inner.touchSession(id, at: now) }
+    func deleteSession(_ id: SessionID) async throws(SessionStorageError) -> Bool { try await inner.deleteSession(id) }
+    func listSessions() async throws(SessionStorageError) -> [SessionID] { try await inner.listSessions() }
+    func stateValue(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> JSONValue? {
+        reads.add(1, ordering: .relaxed)
+        return try await inner.stateValue(forKey: key, in: id)
+    }
+    func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 { try await inner.setState(value, forKey: key, in: id) }
+    func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 { try await inner.removeState(forKey: key, in: id) }
+    func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent { try await inner.appendEvent(event, to: id) }
+    func recentEvents(in id: SessionID, limit: Int) async throws(SessionStorageError) -> [SSEEvent] {
+        eventReads.add(1, ordering: .relaxed)
+        return try await inner.recentEvents(in: id, limit: limit)
+    }
+    func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int { try await inner.deleteEvents(in: id, before: eventID) }
+    func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID] { try await inner.expireSessions(olderThan: cutoff) }
+    func sessionCount() async throws(SessionStorageError) -> Int { try await inner.sessionCount() }
+    func eventCount() async throws(SessionStorageError) -> Int { try await inner.eventCount() }
+    func maintenance() async throws(SessionStorageError) {}
+}
