@@ -60,6 +60,11 @@ let package = Package(
             dependencies: ["MCPSessionStoragePostgres", "MCPSessionStorageTesting"]
         ),
         .executableTarget(
+            name: "TieredClusterNode",
+            dependencies: ["MCPSessionStoragePostgres"],
+            path: "Tests/TieredClusterNode"
+        ),
+        .executableTarget(
             name: "SQLiteKillTestWriter",
             dependencies: ["MCPSessionStorageSQLite"],
             path: "Tests/SQLiteKillTestWriter"

@@ -21,7 +21,8 @@ public enum SessionChange: Sendable, Hashable {
 public struct ChangeMessage: Sendable, Hashable {
     /// The instance that made the change.
     public var origin: String
-    /// 1, 2, 3… per origin; a hole means messages were lost.
+    /// 1, 2, 3… per origin; a hole means messages were lost. 0 when the transport guarantees
+    /// delivery while connected and commit order differs from numbering (NOTIFY inside writes).
     public var sequence: UInt64
     public var change: SessionChange
 

@@ -49,10 +49,15 @@ public final class TieredSessionStorage: SessionStorage, Service {
     private let configuration: Configuration
     private let logger: Logger
     private let frontEnabled: Atomic<Bool>
-    /// Raised by every invalidation, flush and local write, so a load that raced one of them is
-    /// not cached (it may hold what was just replaced).
-    private let epoch = Atomic<UInt64>(0)
-    private let loads = Mutex<[SessionID: Task<SessionInfo?, any Error>]>([:])
+    /// Loads in flight, one per session. An invalidation, local write or flush that happens
+    /// while a load runs marks it, and a marked load's result is returned but not cached (it
+    /// may hold what was just replaced).
+    private let loads = Mutex<[SessionID: Load]>([:])
+
+    private struct Load {
+        let task: Task<SessionInfo?, any Error>
+        var invalidated = false
+    }
     private let metrics: TieredMetrics
 
     public init(durable: any SessionStorage, configuration: Configuration = Configuration(), bus: (any ChangeBus)? = nil, logger: Logger = Logger(label: "mcp.session.tiered")) {
@@ -94,10 +99,14 @@ public final class TieredSessionStorage: SessionStorage, Service {
                 flush("bus disconnected")
             case .message(let message):
                 guard message.origin != bus.instanceID else { continue }
-                if let last = lastSequence[message.origin], message.sequence != last + 1 {
-                    flush("gap in \(message.origin)'s messages: \(last) then \(message.sequence)")
+                // Sequence 0: the transport itself delivers every message while connected
+                // (PostgreSQL NOTIFY sent inside the writes), so there is no sequence to check.
+                if message.sequence != 0 {
+                    if let last = lastSequence[message.origin], message.sequence != last + 1 {
+                        flush("gap in \(message.origin)'s messages: \(last) then \(message.sequence)")
+                    }
+                    lastSequence[message.origin] = message.sequence
                 }
-                lastSequence[message.origin] = message.sequence
                 apply(message.change)
             }
         }
@@ -105,7 +114,9 @@ public final class TieredSessionStorage: SessionStorage, Service {
     }
 
     private func flush(_ reason: String) {
-        epoch.add(1, ordering: .acquiringAndReleasing)
+        loads.withLock { loads in
+            for id in loads.keys { loads[id]!.invalidated = true }
+        }
         front.removeAll()
         metrics.flushes.increment()
         logger.debug("flushed the session front", metadata: ["reason": "\(reason)"])
@@ -113,7 +124,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
 
     /// Drops what another instance's change made stale.
     func apply(_ change: SessionChange) {
-        epoch.add(1, ordering: .acquiringAndReleasing)
+        invalidateLoad(change.sessionID)
         metrics.invalidations.increment()
         switch change {
         case .sessionChanged(let id, let version):
@@ -153,32 +164,31 @@ public final class TieredSessionStorage: SessionStorage, Service {
 
     /// Loads a session from the durable tier; concurrent loads of one session share one read.
     private func load(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
-        let startEpoch = epoch.load(ordering: .acquiring)
         let (task, joined) = loads.withLock { loads -> (Task<SessionInfo?, any Error>, Bool) in
-            if let running = loads[id] { return (running, true) }
+            if let running = loads[id] { return (running.task, true) }
             let task = Task { [durable, metrics] in
                 let started = ContinuousClock.now
                 defer { metrics.durableLatency.recordInterval(since: started) }
                 return try await durable.session(id)
             }
-            loads[id] = task
+            loads[id] = Load(task: task)
             return (task, false)
         }
         if joined { metrics.coalescedLoads.increment() }
-        let result: SessionInfo?
-        do {
-            result = try await task.value
-        } catch {
-            if !joined { loads.withLock { $0[id] = nil } }
-            throw error as? SessionStorageError ?? SessionStorageError(.unavailable, "loading session \(id)", underlying: error)
-        }
+        let outcome = await task.result
         if !joined {
-            loads.withLock { $0[id] = nil }
-            if let result, isFrontEnabled, epoch.load(ordering: .acquiring) == startEpoch {
-                front.store(result)
-            }
+            // The caller that started the load retires it, and caches it if nothing raced it.
+            let clean = loads.withLock { $0.removeValue(forKey: id)?.invalidated == false }
+            if clean, isFrontEnabled, case .success(let session?) = outcome { front.store(session) }
         }
-        return result
+        switch outcome {
+        case .success(let session): return session
+        case .failure(let error): throw error as? SessionStorageError ?? SessionStorageError(.unavailable, "loading session \(id)", underlying: error)
+        }
+    }
+
+    private func invalidateLoad(_ id: SessionID) {
+        loads.withLock { $0[id]?.invalidated = true }
     }
 
     public func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
@@ -224,11 +234,11 @@ public final class TieredSessionStorage: SessionStorage, Service {
     }
 
     /// Marks a local write, so a concurrent load does not cache what it replaced.
-    private func wrote() { epoch.add(1, ordering: .acquiringAndReleasing) }
+    private func wrote(_ id: SessionID) { invalidateLoad(id) }
 
     public func createSession(id: SessionID?, _ fields: NewSession) async throws(SessionStorageError) -> SessionInfo {
         let session = try await timed { [durable] () async throws(SessionStorageError) in try await durable.createSession(id: id, fields) }
-        wrote()
+        wrote(session.id)
         if isFrontEnabled { front.store(session, events: []) }
         await publish(.sessionChanged(session.id, version: session.version))
         return session
@@ -236,7 +246,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
 
     public func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo {
         let updated = try await timed { [durable] () async throws(SessionStorageError) in try await durable.updateSession(session) }
-        wrote()
+        wrote(updated.id)
         if isFrontEnabled { front.store(updated) }
         await publish(.sessionChanged(updated.id, version: updated.version))
         return updated
@@ -256,7 +266,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
     @discardableResult
     public func deleteSession(_ id: SessionID) async throws(SessionStorageError) -> Bool {
         let existed = try await timed { [durable] () async throws(SessionStorageError) in try await durable.deleteSession(id) }
-        wrote()
+        wrote(id)
         front.remove(id)
         await publish(.sessionDeleted(id))
         return existed
@@ -265,7 +275,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
     @discardableResult
     public func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
         let version = try await timed { [durable] () async throws(SessionStorageError) in try await durable.setState(value, forKey: key, in: id) }
-        wrote()
+        wrote(id)
         // What a durable read would return: the value after a JSON round trip.
         let stored = try? JSONValue.decode(try value.encoded())
         front.update(id) { entry in
@@ -282,7 +292,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
     @discardableResult
     public func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
         let version = try await timed { [durable] () async throws(SessionStorageError) in try await durable.removeState(forKey: key, in: id) }
-        wrote()
+        wrote(id)
         front.update(id) { entry in
             guard entry.session.version == version - 1 else { return false }
             entry.session.state[key] = nil
@@ -324,8 +334,8 @@ public final class TieredSessionStorage: SessionStorage, Service {
     @discardableResult
     public func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID] {
         let ids = try await timed { [durable] () async throws(SessionStorageError) in try await durable.expireSessions(olderThan: cutoff) }
-        if !ids.isEmpty { wrote() }
         for id in ids {
+            wrote(id)
             front.remove(id)
             await publish(.sessionDeleted(id))
         }

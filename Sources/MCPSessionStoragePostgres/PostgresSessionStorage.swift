@@ -29,6 +29,18 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     private let migrated = Atomic<Bool>(false)
     private let migration = Mutex<Task<Void, any Error>?>(nil)
     private let watchdog = DeadlineWatchdog()
+    private let emitter = Mutex<ChangeEmitter?>(nil)
+
+    /// Where committed writes announce themselves when a `PostgresChangeBus` is attached.
+    struct ChangeEmitter: Sendable {
+        let channel: String
+        let origin: String
+    }
+
+    /// Makes every write send its change on `channel` inside its own statement.
+    func emitChanges(on channel: String, origin: String) {
+        emitter.withLock { $0 = ChangeEmitter(channel: channel, origin: origin) }
+    }
 
     /// Makes the storage and its client. Nothing connects until ``run()`` runs.
     /// - Throws: `invalidInput` for a malformed schema name.
@@ -98,6 +110,14 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         return nil
     }
 
+    /// Runs a write, with its NOTIFY inside the same statement when a bus is attached.
+    /// `prefix` and `suffix` frame the value the statement returns (a version or an event id).
+    private func write<S: NotifyingWrite>(_ statement: S, kind: Character, suffix: String) async throws -> S.Row? {
+        guard let emitter = emitter.withLock({ $0 }) else { return try await first(statement) }
+        return try await first(Notifying(
+            base: statement, channel: emitter.channel, prefix: "\(kind)|\(emitter.origin)|0|", suffix: suffix))
+    }
+
     private func exists(_ id: SessionID) async throws -> Bool {
         let rows = try await client.query("SELECT 1 FROM mcp_sessions WHERE id = \(id.rawValue)", logger: logger)
         for try await _ in rows { return true }
@@ -110,7 +130,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         let session = SessionInfo(id: id ?? .generate(), fields: fields, at: Date())
         let insert = InsertSession(session: session, state: try StateColumns(fields.state, limits: limits))
         try await perform("creating session \(session.id)") { [self] in
-            guard try await first(insert) != nil else {
+            guard try await write(insert, kind: "c", suffix: "|" + session.id.rawValue) != nil else {
                 throw SessionStorageError(.versionConflict, "session \(session.id) already exists")
             }
         }
@@ -128,7 +148,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         let statement = UpdateSession(
             insert: InsertSession(session: updated, state: try StateColumns(session.state, limits: limits)), expectedVersion: session.version)
         let createdAt = try await perform("updating session \(session.id)") { [self] in
-            guard let createdAt = try await first(statement) else {
+            guard let createdAt = try await write(statement, kind: "c", suffix: "|" + session.id.rawValue) else {
                 guard try await exists(session.id) else { throw SessionStorageError.sessionNotFound(session.id) }
                 throw SessionStorageError(.versionConflict, "session \(session.id) changed since version \(session.version)")
             }
@@ -156,8 +176,19 @@ public final class PostgresSessionStorage: SessionStorage, Service {
 
     @discardableResult
     public func deleteSession(_ id: SessionID) async throws(SessionStorageError) -> Bool {
-        try await perform("deleting session \(id)") { [self] in
-            let rows = try await client.query("DELETE FROM mcp_sessions WHERE id = \(id.rawValue) RETURNING 1", logger: logger)
+        let emitter = emitter.withLock { $0 }
+        return try await perform("deleting session \(id)") { [self] in
+            let rows: PostgresRowSequence
+            if let emitter {
+                rows = try await client.query(
+                    """
+                    WITH deleted AS (DELETE FROM mcp_sessions WHERE id = \(id.rawValue) RETURNING id), \
+                    notified AS (SELECT count(*) FROM (SELECT pg_notify(\(emitter.channel), \("d|\(emitter.origin)|0|" + id.rawValue)) FROM deleted) sent) \
+                    SELECT 1 FROM deleted, notified
+                    """, logger: logger)
+            } else {
+                rows = try await client.query("DELETE FROM mcp_sessions WHERE id = \(id.rawValue) RETURNING 1", logger: logger)
+            }
             for try await _ in rows { return true }
             return false
         }
@@ -189,7 +220,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
             id: id, key: key, json: String(decoding: data, as: UTF8.self), size: key.utf8.count + data.count, now: Date(),
             limit: limits.maxStateBytesPerSession)
         return try await perform("setting state of \(id)") { [self] in
-            if let version = try await first(statement) { return version }
+            if let version = try await write(statement, kind: "c", suffix: "|" + id.rawValue) { return version }
             guard try await exists(id) else { throw SessionStorageError.sessionNotFound(id) }
             throw SessionStorageError(.limitExceeded, "setting '\(key)' would take session \(id) past its state limit of \(limits.maxStateBytesPerSession) bytes")
         }
@@ -198,7 +229,9 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     @discardableResult
     public func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
         try limits.checkKey(key)
-        let version = try await perform("removing state of \(id)") { [self] in try await first(RemoveState(id: id, key: key, now: Date())) }
+        let version = try await perform("removing state of \(id)") { [self] in
+            try await write(RemoveState(id: id, key: key, now: Date()), kind: "c", suffix: "|" + id.rawValue)
+        }
         guard let version else { throw .sessionNotFound(id) }
         return version
     }
@@ -211,7 +244,8 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         let now = Date()
         let statement = AppendEvent(
             id: id, now: now, event: event, data: data.map { String(decoding: $0, as: UTF8.self) }, keep: limits.maxEventsPerSession)
-        let eventID = try await perform("appending an event to \(id)") { [self] in try await first(statement) }
+        let suffix = "|\(event.stream.rawValue.utf8.count)|\(event.stream.rawValue)\(id.rawValue)"
+        let eventID = try await perform("appending an event to \(id)") { [self] in try await write(statement, kind: "e", suffix: suffix) }
         guard let eventID else { throw .sessionNotFound(id) }
         var normalized = event
         normalized.data = try data.map { (data) throws(SessionStorageError) in try JSONValue.decode(data) }
@@ -236,11 +270,17 @@ public final class PostgresSessionStorage: SessionStorage, Service {
 
     @discardableResult
     public func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int {
-        try await perform("deleting events of \(id)") { [self] in
+        let emitter = emitter.withLock { $0 }
+        return try await perform("deleting events of \(id)") { [self] in
+            // Without a bus the NOTIFY goes to a channel nobody listens on; one statement either way.
+            let channel = emitter?.channel ?? "mcp_session_changes_unused"
+            let payload = "t|\(emitter?.origin ?? "")|0|" + id.rawValue
             let rows = try await client.query(
                 """
-                WITH deleted AS (DELETE FROM mcp_session_events WHERE session_id = \(id.rawValue) AND id < \(eventID) RETURNING 1)
-                SELECT (SELECT count(*) FROM deleted), EXISTS (SELECT 1 FROM mcp_sessions WHERE id = \(id.rawValue))
+                WITH deleted AS (DELETE FROM mcp_session_events WHERE session_id = \(id.rawValue) AND id < \(eventID) RETURNING 1), \
+                notified AS (SELECT pg_notify(\(channel), \(payload)) WHERE \(emitter != nil))
+                SELECT (SELECT count(*) FROM deleted), EXISTS (SELECT 1 FROM mcp_sessions WHERE id = \(id.rawValue)) \
+                FROM (SELECT count(*) FROM notified) sent
                 """, logger: logger)
             for try await (count, found) in rows.decode((Int64, Bool).self) {
                 guard found else { throw SessionStorageError.sessionNotFound(id) }
@@ -254,9 +294,20 @@ public final class PostgresSessionStorage: SessionStorage, Service {
 
     @discardableResult
     public func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID] {
-        try await perform("expiring sessions") { [self] in
+        let emitter = emitter.withLock { $0 }
+        return try await perform("expiring sessions") { [self] in
             var ids: [SessionID] = []
-            let rows = try await client.query("DELETE FROM mcp_sessions WHERE last_activity < \(cutoff) RETURNING id", logger: logger)
+            let rows: PostgresRowSequence
+            if let emitter {
+                rows = try await client.query(
+                    """
+                    WITH expired AS (DELETE FROM mcp_sessions WHERE last_activity < \(cutoff) RETURNING id), \
+                    notified AS (SELECT count(*) FROM (SELECT pg_notify(\(emitter.channel), \("d|\(emitter.origin)|0|") || id) FROM expired) sent) \
+                    SELECT id FROM expired, notified
+                    """, logger: logger)
+            } else {
+                rows = try await client.query("DELETE FROM mcp_sessions WHERE last_activity < \(cutoff) RETURNING id", logger: logger)
+            }
             for try await text in rows.decode(String.self) {
                 if let id = try? SessionID(validating: text) { ids.append(id) }
             }

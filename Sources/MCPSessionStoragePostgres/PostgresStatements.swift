@@ -127,7 +127,7 @@ struct UpdateSession: PostgresPreparedStatement {
         UPDATE mcp_sessions SET last_activity = $2, is_initialized = $3, protocol_version = $4, client_info = $5::jsonb, \
         client_capabilities = $6::jsonb, server_capabilities = $7::jsonb, metadata = $8::jsonb, state = $9::jsonb, \
         state_sizes = $10::jsonb, state_bytes = $11, version = version + 1 \
-        WHERE id = $1 AND version = $12 RETURNING created_at
+        WHERE id = $1 AND version = $12 RETURNING created_at, version
         """
     static let bindingDataTypes: [PostgresDataType] = [.text, .timestamptz, .bool, .text, .text, .text, .text, .text, .text, .text, .int4, .int8]
     typealias Row = Date
@@ -140,7 +140,7 @@ struct UpdateSession: PostgresPreparedStatement {
         return bindings
     }
 
-    func decodeRow(_ row: PostgresRow) throws -> Date { try row.decode(Date.self) }
+    func decodeRow(_ row: PostgresRow) throws -> Date { try row.decode((Date, Int64).self).0 }
 }
 
 struct SelectStateValue: PostgresPreparedStatement {
@@ -306,4 +306,67 @@ struct RecentEvents: PostgresPreparedStatement {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> SSEEvent { try EventColumns.decode(row) }
+}
+
+// MARK: Writes that announce themselves
+
+/// A write whose statement can also send the change's NOTIFY, so the notification is emitted
+/// if and only if the write commits (`PostgresChangeBus(attachedTo:)`). `notifyingSQL` wraps
+/// the write in a CTE and calls `pg_notify(channel, prefix || <value from the row> || suffix)`
+/// once per written row; the three extra parameters follow the write's own.
+protocol NotifyingWrite: PostgresPreparedStatement {
+    static var notifyingSQL: String { get }
+}
+
+extension NotifyingWrite {
+    /// Wraps `sql` (whose parameters run to `$last`) so it notifies with `column` spliced in.
+    static func notifying(_ sql: String, last: Int, column: String, returning: String) -> String {
+        """
+        WITH written AS (\(sql)), notified AS (SELECT count(*) FROM (SELECT pg_notify($\(last + 1), \
+        $\(last + 2) || \(column)::text || $\(last + 3)) FROM written) sent) \
+        SELECT \(returning) FROM written, notified
+        """
+    }
+}
+
+extension InsertSession: NotifyingWrite {
+    static let notifyingSQL = notifying(sql, last: 11, column: "1", returning: "1")
+}
+
+extension UpdateSession: NotifyingWrite {
+    static let notifyingSQL = notifying(sql, last: 12, column: "version", returning: "created_at, version")
+}
+
+extension SetState: NotifyingWrite {
+    static let notifyingSQL = notifying(sql, last: 6, column: "version", returning: "version")
+}
+
+extension RemoveState: NotifyingWrite {
+    static let notifyingSQL = notifying(sql, last: 3, column: "version", returning: "version")
+}
+
+extension AppendEvent: NotifyingWrite {
+    static let notifyingSQL = notifying(sql, last: 7, column: "id", returning: "id")
+}
+
+/// `Base` with its NOTIFY: the same bindings plus channel, payload prefix and suffix.
+struct Notifying<Base: NotifyingWrite>: PostgresPreparedStatement {
+    static var name: String { Base.name + "_notify" }
+    static var sql: String { Base.notifyingSQL }
+    static var bindingDataTypes: [PostgresDataType] { Base.bindingDataTypes + [.text, .text, .text] }
+    typealias Row = Base.Row
+    let base: Base
+    let channel: String
+    let prefix: String
+    let suffix: String
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = try base.makeBindings()
+        bindings.append(channel)
+        bindings.append(prefix)
+        bindings.append(suffix)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Base.Row { try base.decodeRow(row) }
 }

@@ -97,3 +97,13 @@ func sqlite3(_ path: String, _ sql: String) throws {
     process.waitUntilExit()
     guard process.terminationStatus == 0 else { throw SessionStorageError(.unavailable, "sqlite3 exited \(process.terminationStatus)") }
 }
+
+@Suite("Tiered over SQLite")
+struct TieredSQLiteConformanceTests {
+    @Test("conformance", arguments: SessionStorageConformance.checks)
+    func conformance(_ check: SessionStorageConformance.Check) async throws {
+        try await check.run { limits in
+            TieredSessionStorage(durable: try SQLiteSessionStorage(configuration: .init(path: temporaryDatabasePath(), limits: limits)))
+        }
+    }
+}

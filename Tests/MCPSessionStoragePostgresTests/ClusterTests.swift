@@ -1,0 +1,130 @@
+import Foundation
+import MCPSessionStorage
+import MCPSessionStoragePostgres
+import MCPSessionStorageTesting
+import PostgresNIO
+import Testing
+
+/// One `TieredClusterNode` process, driven line by line.
+final class ClusterNode {
+    let process = Process()
+    private let input = Pipe()
+    private let output = Pipe()
+    private var buffer = Data()
+
+    init(schema: String, channel: String, instance: String, mode: String = "attached") throws {
+        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("TieredClusterNode")
+        process.arguments = [PostgresTestEnvironment.url, schema, channel, instance, mode]
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        let greeting = try readLine()
+        guard greeting == "ready" else { throw SessionStorageError(.unavailable, "node \(instance) said \(greeting)") }
+    }
+
+    deinit { if process.isRunning { process.terminate() } }
+
+    /// Sends one command and returns its one-line answer.
+    @discardableResult
+    func send(_ command: String) throws -> String {
+        input.fileHandleForWriting.write(Data((command + "\n").utf8))
+        return try readLine()
+    }
+
+    private func readLine() throws -> String {
+        while true {
+            if let newline = buffer.firstIndex(of: 0x0A) {
+                let line = String(decoding: buffer[..<newline], as: UTF8.self)
+                buffer.removeSubrange(...newline)
+                return line
+            }
+            let chunk = output.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { throw SessionStorageError(.unavailable, "node exited") }
+            buffer.append(chunk)
+        }
+    }
+
+    /// Repeats `command` until it answers `expected`, for up to five seconds.
+    func eventually(_ command: String, _ expected: String) async throws -> Bool {
+        for _ in 0..<500 {
+            if try send(command) == expected { return true }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return false
+    }
+}
+
+@Suite("Tiered cluster over PostgreSQL", .serialized, .enabled(if: PostgresTestEnvironment.shouldRun, PostgresTestEnvironment.skipReason))
+struct ClusterTests {
+    func cluster(_ count: Int, mode: String = "attached") throws -> (nodes: [ClusterNode], schema: String, channel: String) {
+        let schema = PostgresTestEnvironment.freshSchema()
+        let channel = "c" + schema
+        let nodes = try (0..<count).map { try ClusterNode(schema: schema, channel: channel, instance: "node\($0)", mode: mode) }
+        return (nodes, schema, channel)
+    }
+
+    @Test("a write on one instance is seen by the other two", arguments: ["attached", "standalone"])
+    func propagation(mode: String) async throws {
+        let (nodes, _, _) = try cluster(3, mode: mode)
+        try nodes[0].send("create s1")
+        for node in nodes.dropFirst() {
+            // A load that overlaps the create's own notification is (rightly) not cached.
+            #expect(try await node.eventually("get-and-check-cached s1 k", "value none cached yes"))
+        }
+        #expect(try nodes[0].send("set s1 k {\"n\":1}") == "ok 2")
+        for node in nodes.dropFirst() {
+            #expect(try node.send("await-evicted s1 5000").hasPrefix("evicted"))
+            #expect(try node.send("get s1 k") == "value {\"n\":1}")
+        }
+    }
+
+    @Test("killing the listener's backend flushes the front, and the instance recovers")
+    func listenerKilled() async throws {
+        let (nodes, schema, channel) = try cluster(2)
+        let (writer, reader) = (nodes[0], nodes[1])
+        try writer.send("create s1")
+        try writer.send("set s1 k 1")
+        #expect(try await reader.eventually("get-and-check-cached s1 k", "value 1 cached yes"))
+
+        let admin = try PostgresTestEnvironment.storage(schema: schema)
+        let killed = try await admin.client.query(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'mcp-bus-node1' AND query LIKE \("%" + channel + "%")")
+        for try await count in killed.decode(Int64.self) { #expect(count == 1) }
+
+        // The write lands while the reader has no listener: its notification is lost to it.
+        try writer.send("set s1 k 2")
+        #expect(try await reader.eventually("get s1 k", "value 2"), "the reader served a value from before the outage")
+
+        // Listening again (front back on), later writes invalidate as before.
+        #expect(try await reader.eventually("front-enabled", "front-enabled true"))
+        #expect(try await reader.eventually("get-and-check-cached s1 k", "value 2 cached yes"))
+        try writer.send("set s1 k 3")
+        #expect(try reader.send("await-evicted s1 5000").hasPrefix("evicted"))
+        #expect(try reader.send("get s1 k") == "value 3")
+    }
+
+    @Test("a gap in an origin's sequence flushes the front")
+    func sequenceGap() async throws {
+        let (nodes, schema, channel) = try cluster(1)
+        let node = nodes[0]
+        try node.send("create s1")
+        try node.send("create s2")
+        #expect(try await node.eventually("get-and-check-cached s1 k", "value none cached yes"))
+        #expect(try await node.eventually("get-and-check-cached s2 k", "value none cached yes"))
+        #expect(try node.send("front") == "front 2 true")
+        let admin = try PostgresTestEnvironment.storage(schema: schema)
+        // A foreign origin's messages 1 and 3 about a third session: message 2 was "lost".
+        for sequence in [1, 3] {
+            try await admin.client.query("SELECT pg_notify(\(channel), \("c|other|\(sequence)|5|s3"))")
+        }
+        #expect(try await node.eventually("front", "front 0 true"))
+    }
+}
+
+@Suite("Tiered over PostgreSQL", .enabled(if: PostgresTestEnvironment.shouldRun, PostgresTestEnvironment.skipReason))
+struct TieredPostgresConformanceTests {
+    @Test("conformance", arguments: SessionStorageConformance.checks)
+    func conformance(_ check: SessionStorageConformance.Check) async throws {
+        try await check.run { limits in TieredSessionStorage(durable: try PostgresTestEnvironment.storage(limits: limits)) }
+    }
+}
