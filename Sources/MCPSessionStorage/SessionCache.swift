@@ -1,5 +1,11 @@
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The in-process front of ``TieredSessionStorage``: an LRU of sessions bounded by entry count
 /// and by (estimated) bytes, each entry stamped with its session version and the time it was
 /// cached, so an entry older than the maximum age is never served.
@@ -13,8 +19,8 @@ public final class SessionCache: Sendable {
         public var session: SessionInfo
         /// A contiguous run of the session's newest events, when this instance knows it.
         public var events: [SSEEvent]
-        /// When the entry was cached; entries older than the maximum age are misses.
-        public var cachedAt: ContinuousClock.Instant
+        /// When the entry was cached (``SessionCache/now()``); entries older than the maximum age are misses.
+        public var cachedAt: UInt64
         /// The bytes the entry counts against the byte limit.
         var bytes: Int
     }
@@ -41,6 +47,7 @@ public final class SessionCache: Sendable {
     public let maxBytes: Int
     /// Entries older than this are treated as absent.
     public let maxAge: Duration
+    private let maxAgeNanoseconds: UInt64
     private let state = Mutex(State())
     private let onEvict: @Sendable (Int) -> Void
 
@@ -48,6 +55,7 @@ public final class SessionCache: Sendable {
         self.maxEntries = max(1, maxEntries)
         self.maxBytes = max(1, maxBytes)
         self.maxAge = maxAge
+        self.maxAgeNanoseconds = UInt64(max(0, maxAge.timeInterval * 1e9))
         self.onEvict = onEvict
     }
 
@@ -56,23 +64,44 @@ public final class SessionCache: Sendable {
     /// Bytes held now.
     public var bytes: Int { state.withLock { $0.bytes } }
 
+    /// Monotonic nanoseconds from the kernel's coarse clock: a vDSO read of a few nanoseconds
+    /// (the precise clock costs several times more on every hit), with millisecond resolution,
+    /// plenty for ages counted in seconds.
+    public static func now() -> UInt64 {
+        var time = timespec()
+        #if os(Linux)
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &time)
+        #else
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        #endif
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+
     /// The fresh entry for `id`, marked most recently used; `nil` if absent or too old.
-    public func entry(_ id: SessionID, now: ContinuousClock.Instant = .now) -> Entry? {
+    public func entry(_ id: SessionID, now: UInt64 = SessionCache.now()) -> Entry? {
+        withFreshNode(id, now: now) { $0.entry }
+    }
+
+    /// The fresh session for `id` alone (no copy of its events): the hot path of a read.
+    public func session(_ id: SessionID, now: UInt64 = SessionCache.now()) -> SessionInfo? {
+        withFreshNode(id, now: now) { $0.entry.session }
+    }
+
+    private func withFreshNode<T>(_ id: SessionID, now: UInt64, _ read: (borrowing Node) -> T) -> T? {
         state.withLock { state in
             guard let slot = state.index[id] else { return nil }
-            let entry = state.nodes[slot].entry
-            guard now - entry.cachedAt < maxAge else {
+            guard now &- state.nodes[slot].entry.cachedAt < maxAgeNanoseconds else {
                 Self.remove(slot, from: &state)
                 return nil
             }
             Self.moveToFront(slot, in: &state)
-            return entry
+            return read(state.nodes[slot])
         }
     }
 
-    /// Stores `session` unless the cache holds a newer version. Events cached for it survive
-    /// when `keepEvents` is set and the version is not older.
-    public func store(_ session: SessionInfo, events: [SSEEvent]? = nil, now: ContinuousClock.Instant = .now) {
+    /// Stores `session` unless the cache holds a newer version. `events: nil` keeps the events
+    /// already cached for it.
+    public func store(_ session: SessionInfo, events: [SSEEvent]? = nil, now: UInt64 = SessionCache.now()) {
         let evicted = state.withLock { state -> Int in
             var kept: [SSEEvent] = events ?? []
             if let slot = state.index[session.id] {

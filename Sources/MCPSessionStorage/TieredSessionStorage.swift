@@ -192,7 +192,11 @@ public final class TieredSessionStorage: SessionStorage, Service {
     }
 
     public func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
-        if let entry = cached(id) { return entry.session }
+        if isFrontEnabled, let session = front.session(id) {
+            metrics.hits.increment()
+            return session
+        }
+        metrics.misses.increment()
         return try await load(id)
     }
 

@@ -223,14 +223,15 @@ struct RemoveState: PostgresPreparedStatement {
 /// oldest past the limit, in one statement. Ids are dense, so the trim is an index range.
 struct AppendEvent: PostgresPreparedStatement {
     static let name = "mcp_append_event"
-    static let sql = """
-        WITH next AS (UPDATE mcp_sessions SET last_event_id = last_event_id + 1, last_activity = $2 \
+    /// The steps, as CTEs; `sql` selects the new id from them, `notifyingSQL` also notifies.
+    static let steps = """
+        next AS (UPDATE mcp_sessions SET last_event_id = last_event_id + 1, last_activity = $2 \
         WHERE id = $1 RETURNING last_event_id), \
         inserted AS (INSERT INTO mcp_session_events (session_id, id, stream, created_at, type, data, retry_ms) \
         SELECT $1, last_event_id, $3, $2, $4, $5, $6 FROM next RETURNING id), \
-        trimmed AS (DELETE FROM mcp_session_events WHERE session_id = $1 AND id <= (SELECT id FROM inserted) - $7) \
-        SELECT id FROM inserted
+        trimmed AS (DELETE FROM mcp_session_events WHERE session_id = $1 AND id <= (SELECT id FROM inserted) - $7)
         """
+    static let sql = "WITH \(steps) SELECT id FROM inserted"
     static let bindingDataTypes: [PostgresDataType] = [.text, .timestamptz, .text, .text, .text, .int4, .int8]
     typealias Row = Int64
     let id: SessionID
@@ -319,7 +320,8 @@ protocol NotifyingWrite: PostgresPreparedStatement {
 }
 
 extension NotifyingWrite {
-    /// Wraps `sql` (whose parameters run to `$last`) so it notifies with `column` spliced in.
+    /// Wraps `sql`, a single statement without a WITH of its own whose parameters run to
+    /// `$last`, so it notifies with `column` spliced in.
     static func notifying(_ sql: String, last: Int, column: String, returning: String) -> String {
         """
         WITH written AS (\(sql)), notified AS (SELECT count(*) FROM (SELECT pg_notify($\(last + 1), \
@@ -346,7 +348,11 @@ extension RemoveState: NotifyingWrite {
 }
 
 extension AppendEvent: NotifyingWrite {
-    static let notifyingSQL = notifying(sql, last: 7, column: "id", returning: "id")
+    // A data-modifying WITH cannot nest inside another, so the NOTIFY joins the same WITH.
+    static let notifyingSQL = """
+        WITH \(steps), notified AS (SELECT count(*) FROM (SELECT pg_notify($8, $9 || id::text || $10) FROM inserted) sent) \
+        SELECT id FROM inserted, notified
+        """
 }
 
 /// `Base` with its NOTIFY: the same bindings plus channel, payload prefix and suffix.

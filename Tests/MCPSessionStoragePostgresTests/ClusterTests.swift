@@ -128,3 +128,25 @@ struct TieredPostgresConformanceTests {
         try await check.run { limits in TieredSessionStorage(durable: try PostgresTestEnvironment.storage(limits: limits)) }
     }
 }
+
+@Suite("PostgreSQL with an attached bus", .enabled(if: PostgresTestEnvironment.shouldRun, PostgresTestEnvironment.skipReason))
+struct AttachedBusConformanceTests {
+    /// Every write then runs its NOTIFY variant; the contract must hold all the same.
+    @Test("conformance of the storage and of the tier over it", arguments: SessionStorageConformance.checks)
+    func conformance(_ check: SessionStorageConformance.Check) async throws {
+        try await check.run { limits in
+            let durable = try PostgresTestEnvironment.storage(limits: limits)
+            _ = try PostgresChangeBus(attachedTo: durable, channel: "conformance_unheard")
+            return durable
+        }
+        try await check.run { limits in
+            let durable = try PostgresTestEnvironment.storage(limits: limits)
+            let bus = try PostgresChangeBus(attachedTo: durable, channel: "c" + durable.configuration.schema)
+            let tiered = TieredSessionStorage(durable: durable, bus: bus)
+            PostgresTestEnvironment.keepRunning { await bus.run() }
+            PostgresTestEnvironment.keepRunning { try? await tiered.run() }
+            for _ in 0..<500 where !tiered.isFrontEnabled { try await Task.sleep(for: .milliseconds(10)) }
+            return tiered
+        }
+    }
+}

@@ -33,11 +33,17 @@ enum PostgresTestEnvironment {
         configuration.tls = .disable
         configuration.schema = schema ?? freshSchema()
         configuration.limits = limits
-        configuration.maximumConnections = 8
+        // Dozens of checks run at once, each with its own pool: keep each small.
+        configuration.maximumConnections = 4
         configure(&configuration)
         let storage = try PostgresSessionStorage(configuration: configuration)
-        running.withLock { $0.append(Task { await storage.run() }) }
+        keepRunning { await storage.run() }
         return storage
+    }
+
+    /// Runs `work` in the background for the rest of the test process.
+    static func keepRunning(_ work: @escaping @Sendable () async -> Void) {
+        running.withLock { $0.append(Task { await work() }) }
     }
 
     static func freshSchema() -> String {

@@ -81,12 +81,13 @@ struct TieredStorageTests {
     func ageAndVersions() throws {
         let cache = SessionCache(maxEntries: 10, maxBytes: 1 << 20, maxAge: .seconds(5))
         let id = SessionID.generate()
-        let start = ContinuousClock.now
+        let start = SessionCache.now()
+        let second: UInt64 = 1_000_000_000
         cache.store(SessionInfo(id: id, version: 3), now: start)
-        #expect(cache.entry(id, now: start + .seconds(4))?.session.version == 3)
+        #expect(cache.entry(id, now: start + 4 * second)?.session.version == 3)
         cache.store(SessionInfo(id: id, version: 2), now: start)
-        #expect(cache.entry(id, now: start + .seconds(4))?.session.version == 3)
-        #expect(cache.entry(id, now: start + .seconds(6)) == nil)
+        #expect(cache.session(id, now: start + 4 * second)?.version == 3)
+        #expect(cache.entry(id, now: start + 6 * second) == nil)
         #expect(cache.count == 0)
     }
 

@@ -20,6 +20,7 @@ let benchmarks: @Sendable () -> Void = {
         return try SQLiteSessionStorage(configuration: .init(path: path))
     }
     registerPostgres()
+    registerTiered()
 }
 
 /// A session with three state keys and, for replay, 201 events alternating over two streams

@@ -1,0 +1,51 @@
+import Benchmark
+import Foundation
+import MCPSessionStorage
+import MCPSessionStoragePostgres
+import Synchronization
+
+/// The tiered layer against its limits: a front hit beside a bare `Mutex`-guarded dictionary
+/// lookup (the limit for an in-process read) and beside the same read on PostgreSQL; a write
+/// through the tier (NOTIFY included) beside the bare PostgreSQL write.
+func registerTiered() {
+    let url = ProcessInfo.processInfo.environment["MCP_POSTGRES_URL"] ?? "postgres://mcp:mcp@127.0.0.1:54329/mcp_sessions"
+
+    Benchmark("Mutex dictionary get", closure: { (benchmark: Benchmark, fixture: DictionaryFixture) in
+        for _ in benchmark.scaledIterations { blackHole(fixture.dictionary.withLock { $0[fixture.id] }) }
+    }, setup: { () async throws -> DictionaryFixture in
+        let session = SessionInfo(id: .generate(), state: ["user": "ada", "counter": 41], version: 1)
+        return DictionaryFixture(id: session.id, dictionary: Mutex([session.id: session]))
+    })
+
+    Benchmark("Tiered front-hit get-session", closure: { benchmark, fixture in
+        try await fixture.perform(.getSession, times: benchmark.scaledIterations.count)
+    }, setup: {
+        let durable = try await PostgresBench.storage(url: url, schema: "bench_tiered_hit", connections: 1)
+        let tiered = TieredSessionStorage(durable: durable)
+        let fixture = try await Fixture.make(tiered)
+        _ = try await tiered.session(fixture.id)
+        return fixture
+    })
+
+    Benchmark("Tiered set-state c1", closure: { benchmark, fixture in
+        try await fixture.perform(.setState, times: benchmark.scaledIterations.count)
+    }, setup: {
+        let durable = try await PostgresBench.storage(url: url, schema: "bench_tiered_set", connections: 1)
+        let bus = try PostgresChangeBus(attachedTo: durable, channel: "bench_tiered_set")
+        let tiered = TieredSessionStorage(durable: durable, bus: bus)
+        Task { await bus.run() }
+        Task { try await tiered.run() }
+        while !tiered.isFrontEnabled { try await Task.sleep(for: .milliseconds(10)) }
+        return try await Fixture.make(tiered)
+    })
+}
+
+final class DictionaryFixture: Sendable {
+    let id: SessionID
+    let dictionary: Mutex<[SessionID: SessionInfo]>
+
+    init(id: SessionID, dictionary: consuming Mutex<[SessionID: SessionInfo]>) {
+        self.id = id
+        self.dictionary = dictionary
+    }
+}
