@@ -22,6 +22,11 @@ let package = Package(
             path: "Benchmarks/SessionStorageBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
         ),
+        .executableTarget(
+            name: "FrontMemory",
+            dependencies: [.product(name: "MCPSessionStorage", package: "swift-mcp-session-storage")],
+            path: "Benchmarks/FrontMemory"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

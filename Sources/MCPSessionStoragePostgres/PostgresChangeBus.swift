@@ -35,21 +35,34 @@ public final class PostgresChangeBus: ChangeBus, Service {
     private let wakes: AsyncStream<Void>
     private let sequence = Mutex<UInt64>(0)
 
+    /// The shortest time between two NOTIFYs of the standalone sender.
+    public let minimumGap: Duration
+
     /// The largest NOTIFY payload sent (PostgreSQL's limit is 8 000 bytes).
     static let maxPayload = 7_000
 
     /// A bus whose changes are emitted by `storage`'s own write statements.
     public convenience init(attachedTo storage: PostgresSessionStorage, channel: String = "mcp_session_changes", instanceID: String = UUID().uuidString, logger: Logger = Logger(label: "mcp.session.bus")) throws(SessionStorageError) {
-        try self.init(connection: storage.configuration, channel: channel, instanceID: instanceID, attached: true, logger: logger)
+        try self.init(connection: storage.configuration, channel: channel, instanceID: instanceID, attached: true, minimumGap: .zero, logger: logger)
         storage.emitChanges(on: channel, origin: instanceID)
     }
 
     /// A bus that sends its own NOTIFYs, for a durable tier that is not this database.
-    public convenience init(configuration: PostgresSessionStorage.Configuration, channel: String = "mcp_session_changes", instanceID: String = UUID().uuidString, logger: Logger = Logger(label: "mcp.session.bus")) throws(SessionStorageError) {
-        try self.init(connection: configuration, channel: channel, instanceID: instanceID, attached: false, logger: logger)
+    /// - Parameter minimumGap: The shortest time between two NOTIFYs (default 2 ms): under
+    ///   load, changes wait up to this long and travel together, which keeps NOTIFY (it
+    ///   serialises commits cluster-wide) from throttling the database.
+    public convenience init(
+        configuration: PostgresSessionStorage.Configuration, channel: String = "mcp_session_changes", instanceID: String = UUID().uuidString,
+        minimumGap: Duration = .milliseconds(2), logger: Logger = Logger(label: "mcp.session.bus")
+    ) throws(SessionStorageError) {
+        try self.init(connection: configuration, channel: channel, instanceID: instanceID, attached: false, minimumGap: minimumGap, logger: logger)
     }
 
-    private init(connection configuration: PostgresSessionStorage.Configuration, channel: String, instanceID: String, attached: Bool, logger: Logger) throws(SessionStorageError) {
+    private init(
+        connection configuration: PostgresSessionStorage.Configuration, channel: String, instanceID: String, attached: Bool,
+        minimumGap: Duration, logger: Logger
+    ) throws(SessionStorageError) {
+        self.minimumGap = minimumGap
         try PostgresSchema.checkIdentifier(channel)
         guard !instanceID.contains("|"), !instanceID.contains("\n") else {
             throw SessionStorageError(.invalidInput, "instance id must not contain '|' or a line break")
@@ -137,10 +150,14 @@ public final class PostgresChangeBus: ChangeBus, Service {
 
     // MARK: Sending (standalone)
 
-    /// Drains the queue whenever woken: changes queued while a NOTIFY is in flight go out
-    /// together in the next one.
+    /// Drains the queue whenever woken: changes queued while a NOTIFY is in flight, or within
+    /// `minimumGap` of the last one, go out together in the next. A change arriving when the
+    /// bus is idle goes at once, so the gap costs latency only under load.
     private func send(with client: PostgresClient) async {
+        var lastSent = ContinuousClock.now - minimumGap
         for await _ in wakes.cancelOnGracefulShutdown() {
+            try? await Task.sleep(until: lastSent + minimumGap)
+            lastSent = ContinuousClock.now
             let changes = queue.withLock { queue in
                 defer { queue.removeAll(keepingCapacity: true) }
                 return queue

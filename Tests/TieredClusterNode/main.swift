@@ -1,7 +1,7 @@
 // One instance of a tiered cluster over PostgreSQL, driven line by line on stdin for the
 // cross-process tests. Every command answers one line on stdout.
 //
-//   TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached|standalone
+//   TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached|standalone|none
 //
 //   create ID                  -> ok
 //   set ID KEY JSON            -> ok VERSION
@@ -11,6 +11,8 @@
 //   front-enabled              -> front-enabled true|false
 //   get-and-check-cached ID KEY -> value JSON cached yes|no
 //   await-evicted ID MS        -> evicted T | timeout      (T: CLOCK_MONOTONIC ns when seen)
+//   set-timed ID KEY JSON      -> ok VERSION T             (T: CLOCK_MONOTONIC ns just before the write)
+//   load SECONDS CALLERS NAME  -> ops N                    (setState on sessions NAME-0…, for SECONDS)
 //   quit
 import Foundation
 import Logging
@@ -22,6 +24,24 @@ func monotonicNanoseconds() -> UInt64 {
     var time = timespec()
     clock_gettime(CLOCK_MONOTONIC, &time)
     return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+}
+
+/// Writes one key of each session in a loop, one caller per session, until `duration` passes.
+func runLoad(on storage: TieredSessionStorage, sessions ids: [SessionID], for duration: Duration) async throws -> Int {
+    let end = ContinuousClock.now + duration
+    return try await withThrowingTaskGroup(of: Int.self) { group in
+        for id in ids {
+            group.addTask {
+                var ops = 0
+                while ContinuousClock.now < end {
+                    try await storage.setState(.int(Int64(ops)), forKey: "counter", in: id)
+                    ops += 1
+                }
+                return ops
+            }
+        }
+        return try await group.reduce(0, +)
+    }
 }
 
 LoggingSystem.bootstrap { label in
@@ -38,12 +58,15 @@ var configuration = try PostgresSessionStorage.Configuration(url: arguments[1])
 configuration.tls = .disable
 configuration.schema = arguments[2]
 let durable = try PostgresSessionStorage(configuration: configuration)
-let bus: PostgresChangeBus = arguments[5] == "attached"
-    ? try PostgresChangeBus(attachedTo: durable, channel: arguments[3], instanceID: arguments[4])
-    : try PostgresChangeBus(configuration: configuration, channel: arguments[3], instanceID: arguments[4])
+let bus: PostgresChangeBus? =
+    switch arguments[5] {
+    case "attached": try PostgresChangeBus(attachedTo: durable, channel: arguments[3], instanceID: arguments[4])
+    case "standalone": try PostgresChangeBus(configuration: configuration, channel: arguments[3], instanceID: arguments[4])
+    default: nil
+    }
 let storage = TieredSessionStorage(durable: durable, bus: bus)
 Task { await durable.run() }
-Task { await bus.run() }
+if let bus { Task { await bus.run() } }
 Task { try await storage.run() }
 while !storage.isFrontEnabled { try await Task.sleep(for: .milliseconds(10)) }
 say("ready")
@@ -77,9 +100,18 @@ while let line = readLine() {
             let deadline = ContinuousClock.now + .milliseconds(Int(words[2]) ?? 1000)
             var seen: UInt64?
             while seen == nil && ContinuousClock.now < deadline {
-                if storage.front.entry(id) == nil { seen = monotonicNanoseconds() } else { await Task.yield() }
+                if storage.front.entry(id) == nil { seen = monotonicNanoseconds() } else { try await Task.sleep(for: .microseconds(20)) }
             }
             say(seen.map { "evicted \($0)" } ?? "timeout")
+        case "set-timed":
+            let started = monotonicNanoseconds()
+            let version = try await storage.setState(try JSONValue.decode(Data(words[3].utf8)), forKey: words[2], in: try SessionID(validating: words[1]))
+            say("ok \(version) \(started)")
+        case "load":
+            let (seconds, callers, name) = (Int(words[1]) ?? 5, Int(words[2]) ?? 8, words[3])
+            let ids = try (0..<callers).map { try SessionID(validating: "\(name)-\($0)") }
+            for id in ids { _ = try? await storage.createSession(id: id, NewSession()) }
+            say("ops \(try await runLoad(on: storage, sessions: ids, for: .seconds(seconds)))")
         case "quit":
             exit(0)
         default:

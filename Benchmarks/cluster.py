@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Cluster figures for scripts/bench, measured across real processes over one PostgreSQL.
+
+  cluster.py NODE URL
+
+NODE is the TieredClusterNode executable. Prints JSON lines:
+- invalidation propagation, from the moment one instance starts a write to the moment another
+  sees its cached copy evicted (an upper bound on commit-to-eviction), p50 and p99;
+- write throughput of three instances sharing the database with the bus off, and with it on
+  in each mode (NOTIFY inside each write; batched NOTIFY after commits), as ratios.
+"""
+import json, statistics, subprocess, sys, time, uuid
+
+NODE, URL = sys.argv[1], sys.argv[2]
+
+
+class Node:
+    def __init__(self, schema, channel, name, mode):
+        self.process = subprocess.Popen([NODE, URL, schema, channel, name, mode], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, bufsize=1)
+        assert self.read() == "ready"
+
+    def read(self):
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("node exited")
+        return line.strip()
+
+    def write(self, command):
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+
+    def send(self, command):
+        self.write(command)
+        return self.read()
+
+    def close(self):
+        self.process.kill()
+        self.process.wait()
+
+
+def fresh(prefix):
+    name = prefix + uuid.uuid4().hex[:10]
+    return name, "c" + name
+
+
+def propagation(samples=300):
+    schema, channel = fresh("bench_prop_")
+    writer, reader = Node(schema, channel, "writer", "attached"), Node(schema, channel, "reader", "attached")
+    try:
+        writer.send("create p1")
+        delays = []
+        for n in range(samples):
+            for _ in range(1000):
+                if reader.send("get-and-check-cached p1 k").endswith("cached yes"):
+                    break
+            reader.write("await-evicted p1 2000")
+            time.sleep(0.001)  # let the reader start watching before the write
+            started = int(writer.send(f"set-timed p1 k {n}").split()[2])
+            answer = reader.read()
+            if answer.startswith("evicted"):
+                delays.append((int(answer.split()[1]) - started) / 1000)
+        delays.sort()
+        p50 = statistics.median(delays)
+        p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+        lost = samples - len(delays)
+        return [
+            {"name": "Invalidation propagation p50", "value": round(p50, 1), "unit": "us", "samples": len(delays), "timeouts": lost},
+            {"name": "Invalidation propagation p99", "value": round(p99, 1), "unit": "us", "samples": len(delays), "timeouts": lost},
+        ]
+    finally:
+        writer.close()
+        reader.close()
+
+
+def throughput(mode, seconds=5, callers=8):
+    schema, channel = fresh("bench_load_")
+    nodes = [Node(schema, channel, f"n{i}", mode) for i in range(3)]
+    try:
+        for i, node in enumerate(nodes):
+            node.write(f"load {seconds} {callers} n{i}")
+        return sum(int(node.read().split()[1]) for node in nodes) / seconds
+    finally:
+        for node in nodes:
+            node.close()
+
+
+for record in propagation():
+    print(json.dumps(record))
+off = throughput("none")
+for mode, label in [("attached", "NOTIFY inside each write"), ("standalone", "batched NOTIFY")]:
+    on = throughput(mode)
+    print(json.dumps({"name": f"3 instances set-state, bus on ({label})", "value": round(on), "unit": "ops/s",
+                      "peer": "same load, bus off", "peer_value": round(off), "ratio": round(on / off, 3)}))
