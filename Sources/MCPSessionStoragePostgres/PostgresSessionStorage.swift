@@ -30,6 +30,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     private let migration = Mutex<Task<Void, any Error>?>(nil)
     private let watchdog = DeadlineWatchdog()
     private let emitter = Mutex<ChangeEmitter?>(nil)
+    private let sessionReads: ReadBatcher<SessionInfo>
 
     /// Where committed writes announce themselves when a `PostgresChangeBus` is attached.
     struct ChangeEmitter: Sendable {
@@ -48,6 +49,11 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         self.configuration = configuration
         self.logger = logger
         self.client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: logger)
+        // One batch of session reads in flight: readers arriving meanwhile join the next batch,
+        // which grows with the load (to 64 ids). Measured at 16 callers: 1 slot 54k reads/s,
+        // 2 slots 47k, 4 slots 35k, unbatched 21k. PostgreSQL reads never wait on row locks,
+        // so a batch only waits on the network; a hung one is bounded by the operation timeout.
+        self.sessionReads = ReadBatcher(maxInFlight: 1)
     }
 
     /// Runs the client's connection pool until cancelled or graceful shutdown.
@@ -137,8 +143,15 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         return session
     }
 
+    /// Concurrent reads of different sessions share round trips (see `ReadBatcher`); a batch of
+    /// one runs the single-row statement.
     public func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
-        try await perform("reading session \(id)") { [self] in try await first(SelectSession(id: id)) }
+        try await perform("reading session \(id)") { [self] in
+            try await sessionReads.load(id) { ids in
+                if ids.count == 1 { return try await first(SelectSession(id: ids[0])).map { [ids[0]: $0] } ?? [:] }
+                return Dictionary(try await all(SelectSessions(ids: ids)).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            }
+        }
     }
 
     public func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo {

@@ -39,9 +39,16 @@ enum SessionColumns {
         server_capabilities, metadata, state, version
         """
 
+    /// Decodes the session columns at the start of `row` (a batch row has the id after them).
     static func decode(_ row: PostgresRow, id: SessionID) throws -> SessionInfo {
-        let (createdAt, lastActivity, isInitialized, protocolVersion, clientInfo, clientCapabilities, serverCapabilities, metadata, state, version) =
-            try row.decode((Date, Date, Bool, String?, JSONColumn?, JSONColumn?, JSONColumn?, JSONColumn, JSONColumn, Int64).self)
+        let values = row.makeRandomAccess()
+        let context = PostgresDecodingContext.default
+        func column<T: PostgresDecodable>(_ index: Int, _ type: T.Type) throws -> T { try values[index].decode(T.self, context: context) }
+        let (createdAt, lastActivity, isInitialized, protocolVersion) =
+            (try column(0, Date.self), try column(1, Date.self), try column(2, Bool.self), try column(3, String?.self))
+        let (clientInfo, clientCapabilities, serverCapabilities) =
+            (try column(4, JSONColumn?.self), try column(5, JSONColumn?.self), try column(6, JSONColumn?.self))
+        let (metadata, state, version) = (try column(7, JSONColumn.self), try column(8, JSONColumn.self), try column(9, Int64.self))
         guard case .object(let metadataObject) = metadata.value, case .object(let stateObject) = state.value else {
             throw SessionStorageError.corrupted("metadata or state of \(id) is not a JSON object")
         }
@@ -66,6 +73,28 @@ struct SelectSession: PostgresPreparedStatement {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> SessionInfo { try SessionColumns.decode(row, id: id) }
+}
+
+/// Several sessions in one round trip (`ReadBatcher`); the id comes last to tell rows apart.
+struct SelectSessions: PostgresPreparedStatement {
+    static let name = "mcp_select_sessions"
+    static let sql = "SELECT \(SessionColumns.list), id FROM mcp_sessions WHERE id = ANY($1)"
+    static let bindingDataTypes: [PostgresDataType] = [.textArray]
+    typealias Row = SessionInfo
+    let ids: [SessionID]
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(ids.map(\.rawValue))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> SessionInfo {
+        let text = try row.makeRandomAccess()[10].decode(String.self, context: .default)
+        let id: SessionID
+        do { id = try SessionID(validating: text) } catch { throw SessionStorageError.corrupted("stored session id \(text.debugDescription) is malformed") }
+        return try SessionColumns.decode(row, id: id)
+    }
 }
 
 struct InsertSession: PostgresPreparedStatement {
