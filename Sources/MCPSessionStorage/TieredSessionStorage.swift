@@ -279,33 +279,38 @@ public final class TieredSessionStorage: SessionStorage, Service {
     @discardableResult
     public func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
         let version = try await timed { [durable] () async throws(SessionStorageError) in try await durable.setState(value, forKey: key, in: id) }
-        wrote(id)
         // What a durable read would return: the value after a JSON round trip.
         let stored = try? JSONValue.decode(try value.encoded())
-        front.update(id) { entry in
-            guard let stored, entry.session.version == version - 1 else { return false }
-            entry.session.state[key] = stored
-            entry.session.version = version
-            entry.session.lastActivity = Date()
+        await committedState(of: id, at: version) { state in
+            guard let stored else { return false }
+            state[key] = stored
             return true
         }
-        await publish(.sessionChanged(id, version: version))
         return version
     }
 
     @discardableResult
     public func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
         let version = try await timed { [durable] () async throws(SessionStorageError) in try await durable.removeState(forKey: key, in: id) }
+        await committedState(of: id, at: version) { state in
+            state[key] = nil
+            return true
+        }
+        return version
+    }
+
+    /// After a state write committed at `version`: applies `change` to the cached copy if that
+    /// copy is the version just before (otherwise, or if `change` returns `false`, drops it),
+    /// then publishes the change.
+    private func committedState(of id: SessionID, at version: Int64, _ change: (inout [String: JSONValue]) -> Bool) async {
         wrote(id)
         front.update(id) { entry in
-            guard entry.session.version == version - 1 else { return false }
-            entry.session.state[key] = nil
+            guard entry.session.version == version - 1, change(&entry.session.state) else { return false }
             entry.session.version = version
             entry.session.lastActivity = Date()
             return true
         }
         await publish(.sessionChanged(id, version: version))
-        return version
     }
 
     @discardableResult
