@@ -49,7 +49,10 @@ let package = Package(
         ),
         .testTarget(
             name: "MCPSessionStorageTests",
-            dependencies: ["MCPSessionStorage", "MCPSessionStorageTesting"]
+            dependencies: [
+                "MCPSessionStorage", "MCPSessionStorageTesting",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ]
         ),
         .testTarget(
             name: "MCPSessionStorageSQLiteTests",

@@ -37,6 +37,8 @@ public final class TieredSessionStorage: SessionStorage, Service {
         public var maxAge: Duration = .seconds(30)
         /// Newest events kept per session for replay from memory. Default 64.
         public var eventsPerSession = 64
+        /// Dimensions added to every metric, to tell several tiers in one process apart. Default none.
+        public var metricsDimensions: [(String, String)] = []
 
         public init() {}
     }
@@ -65,7 +67,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
         self.configuration = configuration
         self.bus = bus
         self.logger = logger
-        let metrics = TieredMetrics()
+        let metrics = TieredMetrics(dimensions: configuration.metricsDimensions)
         self.metrics = metrics
         self.front = SessionCache(
             maxEntries: configuration.maxEntries, maxBytes: configuration.maxBytes, maxAge: configuration.maxAge,
@@ -354,13 +356,23 @@ public final class TieredSessionStorage: SessionStorage, Service {
 
 /// The tier's counters and timer, through swift-metrics.
 struct TieredMetrics: Sendable {
-    let hits = Counter(label: "mcp_session_front_hits")
-    let misses = Counter(label: "mcp_session_front_misses")
-    let evictions = Counter(label: "mcp_session_front_evictions")
-    let invalidations = Counter(label: "mcp_session_front_invalidations")
-    let flushes = Counter(label: "mcp_session_front_flushes")
-    let coalescedLoads = Counter(label: "mcp_session_front_coalesced_loads")
-    let durableLatency = Metrics.Timer(label: "mcp_session_durable_latency")
+    let hits: Counter
+    let misses: Counter
+    let evictions: Counter
+    let invalidations: Counter
+    let flushes: Counter
+    let coalescedLoads: Counter
+    let durableLatency: Metrics.Timer
+
+    init(dimensions: [(String, String)]) {
+        hits = Counter(label: "mcp_session_front_hits", dimensions: dimensions)
+        misses = Counter(label: "mcp_session_front_misses", dimensions: dimensions)
+        evictions = Counter(label: "mcp_session_front_evictions", dimensions: dimensions)
+        invalidations = Counter(label: "mcp_session_front_invalidations", dimensions: dimensions)
+        flushes = Counter(label: "mcp_session_front_flushes", dimensions: dimensions)
+        coalescedLoads = Counter(label: "mcp_session_front_coalesced_loads", dimensions: dimensions)
+        durableLatency = Metrics.Timer(label: "mcp_session_durable_latency", dimensions: dimensions)
+    }
 }
 
 extension Metrics.Timer {

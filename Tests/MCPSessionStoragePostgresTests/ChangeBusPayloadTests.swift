@@ -1,0 +1,33 @@
+import Foundation
+import MCPSessionStorage
+import Testing
+
+@testable import MCPSessionStoragePostgres
+
+@Suite("PostgreSQL change bus payloads")
+struct ChangeBusPayloadTests {
+    @Test("queued changes pack into NOTIFY payloads under 7000 bytes, numbered without gaps")
+    func packing() throws {
+        let bus = try PostgresChangeBus(configuration: try .init(url: "postgres://u@127.0.0.1/db"), instanceID: "packer")
+        let longID = try SessionID(validating: String(repeating: "x", count: 128))
+        let stream = try StreamID(validating: String(repeating: "s", count: 256))
+        let changes = (0..<200).map { index -> SessionChange in
+            index % 2 == 0 ? .eventAppended(longID, stream: stream, eventID: Int64(index)) : .sessionChanged(longID, version: Int64(index))
+        }
+        let first = bus.payloads(for: changes)
+        let second = bus.payloads(for: Array(changes.prefix(3)))
+        #expect(first.count > 1)
+        for payload in first + second { #expect(payload.utf8.count <= PostgresChangeBus.maxPayload) }
+        let messages = (first + second).flatMap { $0.split(separator: "\n") }.compactMap(ChangeMessageText.decode)
+        #expect(messages.count == 203)
+        #expect(messages.map(\.sequence) == Array(1...203))
+        #expect(messages.prefix(200).map(\.change) == changes)
+    }
+
+    @Test("names that would break SQL or messages are refused")
+    func badNames() throws {
+        let configuration = try PostgresSessionStorage.Configuration(url: "postgres://u@127.0.0.1/db")
+        #expect(throws: SessionStorageError.self) { try PostgresChangeBus(configuration: configuration, channel: "bad; channel") }
+        #expect(throws: SessionStorageError.self) { try PostgresChangeBus(configuration: configuration, instanceID: "a|b") }
+    }
+}
