@@ -10,12 +10,19 @@ import Testing
 struct PostgresOutageTests {
     @Test("calls fail promptly with unavailable while the server is down, and the same storage heals")
     func outage() async throws {
+        // Set up with the default timeout: under a loaded test run, migrating and connecting
+        // can take longer than the short timeout the outage checks use.
+        let schema = PostgresTestEnvironment.freshSchema()
+        let setup = try PostgresTestEnvironment.storage(schema: schema, url: PostgresTestEnvironment.faultsURL)
+        let id = try await setup.createSession(NewSession(state: ["before": true])).id
         let timeout = Duration.seconds(2)
-        let storage = try PostgresTestEnvironment.storage(url: PostgresTestEnvironment.faultsURL) {
+        let storage = try PostgresTestEnvironment.storage(schema: schema, url: PostgresTestEnvironment.faultsURL) {
             $0.operationTimeout = timeout
             $0.connectTimeout = .seconds(1)
         }
-        let id = try await storage.createSession(NewSession(state: ["before": true])).id
+        var warm = false
+        for _ in 0..<20 where !warm { warm = (try? await storage.session(id)) != nil }
+        try #require(warm, "the storage never reached the server before the outage")
 
         try PostgresTestEnvironment.services("stop", "postgres-faults")
         do {
