@@ -9,7 +9,7 @@ import Synchronization
 ///
 /// ```swift
 /// let durable = try PostgresSessionStorage(configuration: postgres)
-/// let bus = PostgresChangeBus(attachedTo: durable)      // NOTIFY inside each write's statement
+/// let bus = try PostgresChangeBus(attachedTo: durable)  // NOTIFY inside each write's statement
 /// let storage = TieredSessionStorage(durable: durable, bus: bus)
 /// let group = ServiceGroup(services: [durable, bus, storage], gracefulShutdownSignals: [.sigterm], logger: logger)
 /// ```
@@ -58,8 +58,11 @@ public final class TieredSessionStorage: SessionStorage, Service {
 
     private struct Load {
         let task: Task<SessionInfo?, any Error>
+        /// Tells this load from a later one for the same session.
+        let token: UInt64
         var invalidated = false
     }
+    private let nextLoadToken = Atomic<UInt64>(0)
     private let metrics: TieredMetrics
 
     public init(durable: any SessionStorage, configuration: Configuration = Configuration(), bus: (any ChangeBus)? = nil, logger: Logger = Logger(label: "mcp.session.tiered")) {
@@ -165,22 +168,31 @@ public final class TieredSessionStorage: SessionStorage, Service {
     }
 
     /// Loads a session from the durable tier; concurrent loads of one session share one read.
+    ///
+    /// A caller joins a load in flight only if nothing invalidated it: a load that raced a
+    /// write may return what the write replaced, and a caller who made that write must see it.
     private func load(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
-        let (task, joined) = loads.withLock { loads -> (Task<SessionInfo?, any Error>, Bool) in
-            if let running = loads[id] { return (running.task, true) }
+        let (task, token, joined) = loads.withLock { loads -> (Task<SessionInfo?, any Error>, UInt64, Bool) in
+            if let running = loads[id], !running.invalidated { return (running.task, running.token, true) }
             let task = Task { [durable, metrics] in
                 let started = ContinuousClock.now
                 defer { metrics.durableLatency.recordInterval(since: started) }
                 return try await durable.session(id)
             }
-            loads[id] = Load(task: task)
-            return (task, false)
+            let token = nextLoadToken.add(1, ordering: .relaxed).newValue
+            loads[id] = Load(task: task, token: token)
+            return (task, token, false)
         }
         if joined { metrics.coalescedLoads.increment() }
         let outcome = await task.result
         if !joined {
-            // The caller that started the load retires it, and caches it if nothing raced it.
-            let clean = loads.withLock { $0.removeValue(forKey: id)?.invalidated == false }
+            // The caller that started the load retires it (unless a newer load replaced it),
+            // and caches the result if nothing raced it.
+            let clean = loads.withLock { loads -> Bool in
+                guard let load = loads[id], load.token == token else { return false }
+                loads[id] = nil
+                return !load.invalidated
+            }
             if clean, isFrontEnabled, case .success(let session?) = outcome { front.store(session) }
         }
         switch outcome {

@@ -48,6 +48,22 @@ struct TieredStorageTests {
         #expect(durable.reads.load(ordering: .relaxed) == 1)
     }
 
+    @Test("a reader who just wrote never joins a load that started before the write")
+    func readYourWritesDuringLoad() async throws {
+        let durable = CountingStorage(delay: .milliseconds(200), delayAfterRead: true)
+        let id = try await durable.createSession().id
+        let tiered = TieredSessionStorage(durable: durable)
+        let early = Task { try await tiered.session(id) }  // reads version 1, answers 200 ms later
+        try await Task.sleep(for: .milliseconds(30))
+        let version = try await tiered.setState("mine", forKey: "k", in: id)
+        let mine = try #require(try await tiered.session(id))
+        #expect(mine.version == version)
+        #expect(mine.state["k"] == "mine")
+        #expect(try await early.value?.version == 1)
+        // The early load's old snapshot was not cached either.
+        #expect(try await tiered.session(id)?.version == version)
+    }
+
     @Test("a failed durable write leaves the front as it was")
     func failedWrite() async throws {
         let durable = InMemorySessionStorage(configuration: .init(limits: SessionLimits(maxStateValueBytes: 10)))
@@ -179,13 +195,24 @@ final class CountingStorage: SessionStorage {
     let reads = Atomic<Int>(0)
     let eventReads = Atomic<Int>(0)
     let delay: Duration
+    /// Read first, then wait: the result is a snapshot from before the wait, as a slow network
+    /// would deliver it.
+    let delayAfterRead: Bool
 
-    init(delay: Duration = .zero) { self.delay = delay }
+    init(delay: Duration = .zero, delayAfterRead: Bool = false) {
+        self.delay = delay
+        self.delayAfterRead = delayAfterRead
+    }
 
     var limits: SessionLimits { inner.limits }
 
     func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
         reads.add(1, ordering: .relaxed)
+        if delayAfterRead {
+            let snapshot = try await inner.session(id)
+            try? await Task.sleep(for: delay)
+            return snapshot
+        }
         if delay > .zero { try? await Task.sleep(for: delay) }
         return try await inner.session(id)
     }
