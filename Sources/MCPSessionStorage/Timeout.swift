@@ -20,10 +20,6 @@ public final class DeadlineWatchdog: Sendable {
         var loop: Task<Void, Never>?
     }
 
-    private final class Flag: Sendable {
-        let value = Atomic<Bool>(false)
-    }
-
     private let state = Mutex(State())
     private let resolution: Duration
 
@@ -35,30 +31,72 @@ public final class DeadlineWatchdog: Sendable {
         state.withLock { $0.loop?.cancel() }
     }
 
-    /// Runs `operation` in a task of its own, cancelling it and throwing `TimeoutError` once
-    /// `timeout` has passed. Cancelling the caller cancels the operation.
+    /// Runs `operation` in a task of its own and returns its result, or throws `TimeoutError`
+    /// once `timeout` has passed, at which point the operation is cancelled. The caller is
+    /// answered at the deadline even if the operation ignores cancellation; the operation then
+    /// finishes in the background. Cancelling the caller cancels the operation.
     public func run<T: Sendable>(
         timeout: Duration, _ operation: @escaping @Sendable () async throws -> T
     ) async throws -> T {
-        let expired = Flag()
-        let task = Task { try await operation() }
+        let outcome = Outcome<T>()
+        let task = Task {
+            do { outcome.resolve(.success(try await operation())) } catch { outcome.resolve(.failure(error)) }
+        }
         let deadline = ContinuousClock.now + timeout
-        let cancel: @Sendable () -> Void = {
-            expired.value.store(true, ordering: .relaxed)
+        let expire: @Sendable () -> Void = {
             task.cancel()
+            outcome.resolve(.failure(TimeoutError(timeout: timeout)))
         }
         let id = state.withLock { state -> UInt64 in
             state.nextID += 1
-            state.running[state.nextID] = (deadline, cancel)
+            state.running[state.nextID] = (deadline, expire)
             if state.loop == nil { state.loop = startLoop() }
             return state.nextID
         }
         defer { _ = state.withLock { $0.running.removeValue(forKey: id) } }
-        do {
-            return try await withTaskCancellationHandler { try await task.value } onCancel: { task.cancel() }
-        } catch {
-            if expired.value.load(ordering: .relaxed) { throw TimeoutError(timeout: timeout) }
-            throw error
+        return try await withTaskCancellationHandler {
+            try await outcome.value()
+        } onCancel: {
+            task.cancel()
+            outcome.resolve(.failure(CancellationError()))
+        }
+    }
+
+    /// The first result wins: the operation's, the deadline's or the caller's cancellation.
+    private final class Outcome<T: Sendable>: Sendable {
+        private enum State {
+            case pending
+            case waiting(CheckedContinuation<T, any Error>)
+            case resolved(Result<T, any Error>)
+        }
+
+        private let state = Mutex(State.pending)
+
+        func resolve(_ result: Result<T, any Error>) {
+            let waiter = state.withLock { state -> CheckedContinuation<T, any Error>? in
+                switch state {
+                case .pending:
+                    state = .resolved(result)
+                    return nil
+                case .waiting(let continuation):
+                    state = .resolved(result)
+                    return continuation
+                case .resolved:
+                    return nil
+                }
+            }
+            waiter?.resume(with: result)
+        }
+
+        func value() async throws -> T {
+            try await withCheckedThrowingContinuation { continuation in
+                let ready = state.withLock { state -> Result<T, any Error>? in
+                    if case .resolved(let result) = state { return result }
+                    state = .waiting(continuation)
+                    return nil
+                }
+                if let ready { continuation.resume(with: ready) }
+            }
         }
     }
 

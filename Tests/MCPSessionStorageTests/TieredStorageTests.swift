@@ -50,11 +50,11 @@ struct TieredStorageTests {
 
     @Test("a reader who just wrote never joins a load that started before the write")
     func readYourWritesDuringLoad() async throws {
-        let durable = CountingStorage(delay: .milliseconds(200), delayAfterRead: true)
+        let durable = CountingStorage(delay: .milliseconds(500), delayAfterRead: true)
         let id = try await durable.createSession().id
         let tiered = TieredSessionStorage(durable: durable)
-        let early = Task { try await tiered.session(id) }  // reads version 1, answers 200 ms later
-        try await Task.sleep(for: .milliseconds(30))
+        let early = Task { try await tiered.session(id) }  // reads version 1, answers 500 ms later
+        try await waitUntil { durable.reads.load(ordering: .relaxed) == 1 }
         let version = try await tiered.setState("mine", forKey: "k", in: id)
         let mine = try #require(try await tiered.session(id))
         #expect(mine.version == version)
@@ -207,12 +207,13 @@ final class CountingStorage: SessionStorage {
     var limits: SessionLimits { inner.limits }
 
     func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
-        reads.add(1, ordering: .relaxed)
         if delayAfterRead {
             let snapshot = try await inner.session(id)
+            reads.add(1, ordering: .relaxed)  // counted once the snapshot is taken
             try? await Task.sleep(for: delay)
             return snapshot
         }
+        reads.add(1, ordering: .relaxed)
         if delay > .zero { try? await Task.sleep(for: delay) }
         return try await inner.session(id)
     }

@@ -68,7 +68,14 @@ let storage = TieredSessionStorage(durable: durable, bus: bus)
 Task { await durable.run() }
 if let bus { Task { await bus.run() } }
 Task { try await storage.run() }
-while !storage.isFrontEnabled { try await Task.sleep(for: .milliseconds(10)) }
+let readyBy = ContinuousClock.now + .seconds(30)
+while !storage.isFrontEnabled {
+    guard ContinuousClock.now < readyBy else {
+        say("error the bus did not connect within 30 seconds")
+        exit(1)
+    }
+    try await Task.sleep(for: .milliseconds(10))
+}
 say("ready")
 
 while let line = readLine() {
