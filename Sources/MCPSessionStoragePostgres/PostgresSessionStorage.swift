@@ -285,7 +285,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     public func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int {
         let emitter = emitter.withLock { $0 }
         return try await perform("deleting events of \(id)") { [self] in
-            // Without a bus the NOTIFY goes to a channel nobody listens on; one statement either way.
+            // Without a bus the WHERE clause sends nothing (the channel is only bound); one statement either way.
             let channel = emitter?.channel ?? "mcp_session_changes_unused"
             let payload = "t|\(emitter?.origin ?? "")|0|" + id.rawValue
             let rows = try await client.query(
