@@ -90,9 +90,6 @@ public final class InMemorySessionStorage: SessionStorage {
     /// The limits from the configuration.
     public var limits: SessionLimits { configuration.limits }
 
-    private static func sizes(of encoded: [String: Data]) -> [String: Int] {
-        encoded.reduce(into: [:]) { $0[$1.key] = $1.key.utf8.count + $1.value.count }
-    }
 
     /// Runs `body` on the session's entry under the lock; `sessionNotFound` if there is none.
     private func withEntry<T>(_ id: SessionID, _ body: (inout Entry) throws(SessionStorageError) -> T) throws(SessionStorageError) -> T {
@@ -104,9 +101,8 @@ public final class InMemorySessionStorage: SessionStorage {
     }
 
     public func createSession(id: SessionID?, _ fields: NewSession) async throws(SessionStorageError) -> SessionInfo {
-        let encoded = try limits.encodeState(fields.state)
+        let state = try limits.encodeState(fields.state)
         let info = SessionInfo(id: id ?? .generate(), fields: fields, at: Date())
-        let sizes = Self.sizes(of: encoded)
         return try sessions.withLock { (sessions: inout [SessionID: Entry]) throws(SessionStorageError) -> SessionInfo in
             guard sessions[info.id] == nil else {
                 throw SessionStorageError(.versionConflict, "session \(info.id) already exists")
@@ -114,7 +110,7 @@ public final class InMemorySessionStorage: SessionStorage {
             guard sessions.count < configuration.maxSessions else {
                 throw SessionStorageError(.limitExceeded, "the in-memory storage holds its maximum of \(configuration.maxSessions) sessions")
             }
-            sessions[info.id] = Entry(info: info, stateSizes: sizes, stateBytes: sizes.values.reduce(0, +))
+            sessions[info.id] = Entry(info: info, stateSizes: state.sizes, stateBytes: state.total)
             return info
         }
     }
@@ -124,8 +120,7 @@ public final class InMemorySessionStorage: SessionStorage {
     }
 
     public func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo {
-        let encoded = try limits.encodeState(session.state)
-        let sizes = Self.sizes(of: encoded)
+        let state = try limits.encodeState(session.state)
         return try withEntry(session.id) { entry throws(SessionStorageError) in
             guard entry.info.version == session.version else {
                 throw SessionStorageError(.versionConflict, "session \(session.id) is at version \(entry.info.version), not \(session.version)")
@@ -135,8 +130,8 @@ public final class InMemorySessionStorage: SessionStorage {
             updated.lastActivity = Date()
             updated.version += 1
             entry.info = updated
-            entry.stateSizes = sizes
-            entry.stateBytes = sizes.values.reduce(0, +)
+            entry.stateSizes = state.sizes
+            entry.stateBytes = state.total
             return updated
         }
     }
@@ -170,7 +165,7 @@ public final class InMemorySessionStorage: SessionStorage {
         // Normalise through JSON so reads return exactly what a durable backend would.
         let stored = try JSONValue.decode(data)
         return try withEntry(id) { entry throws(SessionStorageError) in
-            let size = key.utf8.count + data.count
+            let size = SessionLimits.entryBytes(key: key, value: data)
             let total = entry.stateBytes - (entry.stateSizes[key] ?? 0) + size
             try limits.checkStateTotal(total)
             entry.info.state[key] = stored

@@ -58,6 +58,10 @@ extension SessionLimits {
         return data
     }
 
+    /// What one state entry counts against the per-session limit: its key's UTF-8 bytes plus
+    /// its value's JSON bytes. Every backend counts with this, so limits agree across them.
+    public static func entryBytes(key: String, value: Data) -> Int { key.utf8.count + value.count }
+
     /// Throws `limitExceeded` if a session's state would total `bytes`.
     public func checkStateTotal(_ bytes: Int) throws(SessionStorageError) {
         guard bytes <= maxStateBytesPerSession else {
@@ -66,16 +70,17 @@ extension SessionLimits {
     }
 
     /// Encodes a whole state dictionary (for create and update), checking every key, every value
-    /// and the total. Returns the encoded values by key.
-    public func encodeState(_ state: [String: JSONValue]) throws(SessionStorageError) -> [String: Data] {
-        var encoded: [String: Data] = [:]
-        var total = 0
+    /// and the total.
+    public func encodeState(_ state: [String: JSONValue]) throws(SessionStorageError) -> EncodedState {
+        var encoded = EncodedState()
         for (key, value) in state {
             let data = try encodeStateValue(value, forKey: key)
-            total += key.utf8.count + data.count
-            encoded[key] = data
+            let size = Self.entryBytes(key: key, value: data)
+            encoded.values[key] = data
+            encoded.sizes[key] = size
+            encoded.total += size
         }
-        try checkStateTotal(total)
+        try checkStateTotal(encoded.total)
         return encoded
     }
 
@@ -96,4 +101,12 @@ extension SessionLimits {
         }
         return data
     }
+}
+
+/// A state dictionary ready to store: each value's JSON, what each entry counts against the
+/// per-session limit, and their sum.
+public struct EncodedState: Sendable {
+    public var values: [String: Data] = [:]
+    public var sizes: [String: Int] = [:]
+    public var total = 0
 }

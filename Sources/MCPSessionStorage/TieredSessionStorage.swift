@@ -129,12 +129,13 @@ public final class TieredSessionStorage: SessionStorage, Service {
 
     /// Drops what another instance's change made stale.
     func apply(_ change: SessionChange) {
-        invalidateLoad(change.sessionID)
         metrics.invalidations.increment()
         switch change {
         case .sessionChanged(let id, let version):
+            invalidateLoad(id)
             front.update(id) { $0.session.version >= version }
         case .sessionDeleted(let id):
+            invalidateLoad(id)
             front.remove(id)
         case .eventAppended(let id, _, let eventID):
             // A foreign event breaks the contiguous run this instance holds, unless it is already in it.
@@ -157,15 +158,22 @@ public final class TieredSessionStorage: SessionStorage, Service {
 
     // MARK: Reads
 
-    private func cached(_ id: SessionID) -> SessionCache.Entry? {
+    /// A front lookup, counted as a hit or a miss; nothing while the front is off.
+    private func fromFront<T>(_ read: () -> T?) -> T? {
         guard isFrontEnabled else { return nil }
-        if let entry = front.entry(id) {
+        if let value = read() {
             metrics.hits.increment()
-            return entry
+            return value
         }
         metrics.misses.increment()
         return nil
     }
+
+    /// The cached session alone: what most reads need, without copying its events.
+    private func cachedSession(_ id: SessionID) -> SessionInfo? { fromFront { front.session(id) } }
+
+    /// The cached events of a session (a contiguous run ending at its newest event).
+    private func cachedEvents(_ id: SessionID) -> [SSEEvent]? { fromFront { front.entry(id)?.events } }
 
     /// Loads a session from the durable tier; concurrent loads of one session share one read.
     ///
@@ -206,23 +214,19 @@ public final class TieredSessionStorage: SessionStorage, Service {
     }
 
     public func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
-        if isFrontEnabled, let session = front.session(id) {
-            metrics.hits.increment()
-            return session
-        }
-        metrics.misses.increment()
+        if let session = cachedSession(id) { return session }
         return try await load(id)
     }
 
     public func stateValue(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> JSONValue? {
         try limits.checkKey(key)
-        if let entry = cached(id) { return entry.session.state[key] }
+        if let session = cachedSession(id) { return session.state[key] }
         guard let session = try await load(id) else { throw .sessionNotFound(id) }
         return session.state[key]
     }
 
     public func events(in id: SessionID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
-        if let events = cached(id)?.events, let first = events.first, first.id <= eventID,
+        if let events = cachedEvents(id), let first = events.first, first.id <= eventID,
             let cursor = events.last(where: { $0.id == eventID })
         {
             let later = events.lazy.filter { $0.id > eventID && $0.stream == cursor.stream }
@@ -232,7 +236,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
     }
 
     public func recentEvents(in id: SessionID, limit: Int) async throws(SessionStorageError) -> [SSEEvent] {
-        if let events = cached(id)?.events, events.count >= limit {
+        if let events = cachedEvents(id), events.count >= limit {
             return Array(events.suffix(max(0, limit)))
         }
         return try await timed { [durable] () async throws(SessionStorageError) in try await durable.recentEvents(in: id, limit: limit) }
@@ -273,7 +277,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
     public func touchSession(_ id: SessionID, at now: Date) async throws(SessionStorageError) {
         let interval = limits.activityWriteInterval.timeInterval
         // The front knows when this instance last recorded activity: skip the round trip.
-        if let entry = cached(id), entry.session.lastActivity >= now.addingTimeInterval(-interval) { return }
+        if let session = cachedSession(id), session.lastActivity >= now.addingTimeInterval(-interval) { return }
         try await timed { [durable] () async throws(SessionStorageError) in try await durable.touchSession(id, at: now) }
         front.update(id) { entry in
             entry.session.lastActivity = max(entry.session.lastActivity, now)

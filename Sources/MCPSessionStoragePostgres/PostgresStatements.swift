@@ -137,16 +137,9 @@ struct StateColumns {
 
     init(_ state: [String: JSONValue], limits: SessionLimits) throws(SessionStorageError) {
         let encoded = try limits.encodeState(state)
-        var sizes: [String: JSONValue] = [:]
-        var total = 0
-        for (key, data) in encoded {
-            let size = key.utf8.count + data.count
-            sizes[key] = .int(Int64(size))
-            total += size
-        }
         self.values = String(decoding: try JSONValue.object(state).encoded(), as: UTF8.self)
-        self.sizes = String(decoding: try JSONValue.object(sizes).encoded(), as: UTF8.self)
-        self.total = total
+        self.sizes = String(decoding: try JSONValue.object(encoded.sizes.mapValues { .int(Int64($0)) }).encoded(), as: UTF8.self)
+        self.total = encoded.total
     }
 }
 

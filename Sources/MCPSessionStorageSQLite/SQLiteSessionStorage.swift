@@ -118,7 +118,7 @@ public final class SQLiteSessionStorage: SessionStorage {
             if try Bool.fetchOne(exists, arguments: [row.id]) != nil {
                 throw SessionStorageError(.versionConflict, "session \(session.id) already exists")
             }
-            try db.cachedStatement(sql: SQL.insertSession).execute(arguments: row.arguments(stateBytes: state.totalBytes))
+            try db.cachedStatement(sql: SQL.insertSession).execute(arguments: row.arguments(stateBytes: state.total))
             try Self.insertState(state, for: row.id, in: db)
             return session
         }
@@ -149,7 +149,7 @@ public final class SQLiteSessionStorage: SessionStorage {
         let row = try SessionRow(updated)
         let createdAt = try write("updating session \(session.id)") { db in
             let createdAt = try Double.fetchOne(
-                db.cachedStatement(sql: SQL.updateSession), arguments: row.updateArguments(stateBytes: state.totalBytes, expected: session.version))
+                db.cachedStatement(sql: SQL.updateSession), arguments: row.updateArguments(stateBytes: state.total, expected: session.version))
             guard let createdAt else {
                 guard let stored = try Int64.fetchOne(db.cachedStatement(sql: SQL.selectVersion), arguments: [row.id]) else {
                     throw SessionStorageError.sessionNotFound(session.id)
@@ -218,8 +218,8 @@ public final class SQLiteSessionStorage: SessionStorage {
     @discardableResult
     public func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
         let data = try limits.encodeStateValue(value, forKey: key)
-        let size = key.utf8.count + data.count
-        let limit = limits.maxStateBytesPerSession
+        let size = SessionLimits.entryBytes(key: key, value: data)
+        let limits = limits
         let now = Date().timeIntervalSince1970
         return try write("setting state of \(id)") { db in
             let old = try Int.fetchOne(db.cachedStatement(sql: SQL.selectStateSize), arguments: [id.rawValue, key]) ?? 0
@@ -227,9 +227,7 @@ public final class SQLiteSessionStorage: SessionStorage {
                 throw SessionStorageError.sessionNotFound(id)
             }
             let (version, total): (Int64, Int) = (row[0], row[1])
-            if total > limit {
-                throw SessionStorageError(.limitExceeded, "session state would be \(total) bytes; the limit is \(limit)")
-            }
+            try limits.checkStateTotal(total)
             try db.cachedStatement(sql: SQL.upsertState).execute(arguments: [id.rawValue, key, data])
             return version
         }
@@ -249,10 +247,10 @@ public final class SQLiteSessionStorage: SessionStorage {
         }
     }
 
-    private static func insertState(_ state: [String: Data], for id: String, in db: Database) throws {
-        guard !state.isEmpty else { return }
+    private static func insertState(_ state: EncodedState, for id: String, in db: Database) throws {
+        guard !state.values.isEmpty else { return }
         let insert = try db.cachedStatement(sql: SQL.upsertState)
-        for (key, value) in state { try insert.execute(arguments: [id, key, value]) }
+        for (key, value) in state.values { try insert.execute(arguments: [id, key, value]) }
     }
 
     // MARK: Events
@@ -369,9 +367,4 @@ public final class SQLiteSessionStorage: SessionStorage {
             throw Self.map(error, "maintenance")
         }
     }
-}
-
-extension [String: Data] {
-    /// What a state dictionary counts against the per-session limit: keys plus JSON values.
-    var totalBytes: Int { reduce(0) { $0 + $1.key.utf8.count + $1.value.count } }
 }
