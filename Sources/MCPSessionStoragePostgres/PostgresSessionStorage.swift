@@ -11,7 +11,7 @@ import Synchronization
 /// Calls made before the client runs wait for it; the first call creates or migrates the tables.
 ///
 /// ```swift
-/// let storage = PostgresSessionStorage(configuration: try .init(url: "postgres://mcp:secret@db/mcp"), logger: logger)
+/// let storage = try PostgresSessionStorage(configuration: try .init(url: "postgres://mcp:secret@db/mcp"), logger: logger)
 /// let group = ServiceGroup(services: [storage, server], gracefulShutdownSignals: [.sigterm], logger: logger)
 /// try await group.run()
 /// ```
@@ -50,9 +50,9 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         self.logger = logger
         self.client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: logger)
         // One batch of session reads in flight: readers arriving meanwhile join the next batch,
-        // which grows with the load (to 64 ids). Measured at 16 callers: 1 slot 54k reads/s,
-        // 2 slots 47k, 4 slots 35k, unbatched 21k. PostgreSQL reads never wait on row locks,
-        // so a batch only waits on the network; a hung one is bounded by the operation timeout.
+        // which grows with the load (to 64 ids). Measured at 16 callers: 44k reads/s with 1 or
+        // 2 slots, 21k unbatched. PostgreSQL reads never wait on row locks, so a batch only
+        // waits on the network, and a hung one is abandoned at the operation timeout.
         self.sessionReads = ReadBatcher(maxInFlight: 1)
     }
 
@@ -75,12 +75,18 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     /// to the contract's.
     private func perform<T: Sendable>(_ what: @autoclosure () -> String, _ body: @escaping @Sendable () async throws -> T) async throws(SessionStorageError) -> T {
         do {
-            return try await watchdog.run(timeout: configuration.operationTimeout) { [self] in
-                try await self.migrateIfNeeded()
-                return try await body()
-            }
+            return try await bounded(body)
         } catch {
             throw PostgresErrors.map(error, what())
+        }
+    }
+
+    /// Runs `body` once the schema is ready, answering by the operation timeout even if `body`
+    /// ignores cancellation.
+    private func bounded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await watchdog.run(timeout: configuration.operationTimeout) { [self] in
+            try await self.migrateIfNeeded()
+            return try await body()
         }
     }
 
@@ -145,12 +151,21 @@ public final class PostgresSessionStorage: SessionStorage, Service {
 
     /// Concurrent reads of different sessions share round trips (see `ReadBatcher`); a batch of
     /// one runs the single-row statement.
+    ///
+    /// Each batch, not each caller, runs under the operation timeout: a batch holds the only
+    /// read slot, so a fetch stuck past its cancellation must be abandoned at the deadline or
+    /// every later reader would wait behind it. A caller waits at most for the batch before
+    /// its own and its own, two timeouts.
     public func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
-        try await perform("reading session \(id)") { [self] in
-            try await sessionReads.load(id) { ids in
-                if ids.count == 1 { return try await first(SelectSession(id: ids[0])).map { [ids[0]: $0] } ?? [:] }
-                return Dictionary(try await all(SelectSessions(ids: ids)).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        do {
+            return try await sessionReads.load(id) { [self] ids in
+                try await bounded { [self] in
+                    if ids.count == 1 { return try await first(SelectSession(id: ids[0])).map { [ids[0]: $0] } ?? [:] }
+                    return Dictionary(try await all(SelectSessions(ids: ids)).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+                }
             }
+        } catch {
+            throw PostgresErrors.map(error, "reading session \(id)")
         }
     }
 
@@ -230,7 +245,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     public func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
         let data = try limits.encodeStateValue(value, forKey: key)
         let statement = SetState(
-            id: id, key: key, json: String(decoding: data, as: UTF8.self), size: key.utf8.count + data.count, now: Date(),
+            id: id, key: key, json: String(decoding: data, as: UTF8.self), size: SessionLimits.entryBytes(key: key, value: data), now: Date(),
             limit: limits.maxStateBytesPerSession)
         return try await perform("setting state of \(id)") { [self] in
             if let version = try await write(statement, kind: "c", suffix: "|" + id.rawValue) { return version }
