@@ -9,6 +9,8 @@ let package = Package(
         .library(name: "MCPSessionStorageSQLite", targets: ["MCPSessionStorageSQLite"]),
         .library(name: "MCPSessionStoragePostgres", targets: ["MCPSessionStoragePostgres"]),
         .library(name: "MCPSessionStorageTesting", targets: ["MCPSessionStorageTesting"]),
+        .library(name: "MCPSessionServer", targets: ["MCPSessionServer"]),
+        .executable(name: "mcp-session-server", targets: ["mcp-session-server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -16,6 +18,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         .target(
@@ -46,6 +51,30 @@ let package = Package(
         .target(
             name: "MCPSessionStorageTesting",
             dependencies: ["MCPSessionStorage"]
+        ),
+        .target(
+            name: "MCPSessionServer",
+            dependencies: [
+                "MCPSessionStorage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "mcp-session-server",
+            dependencies: [
+                "MCPSessionServer", "MCPSessionStorageSQLite", "MCPSessionStoragePostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "MCPSessionServerTests",
+            dependencies: [
+                "MCPSessionServer",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
         ),
         .testTarget(
             name: "MCPSessionStorageTests",

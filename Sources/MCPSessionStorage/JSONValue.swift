@@ -122,3 +122,17 @@ enum JSONCoding {
     }()
     static let decoder = JSONDecoder()
 }
+
+extension JSONValue {
+    /// The member `key` of an object; `nil` for a missing member or a value that is not an object.
+    public subscript(member key: String) -> JSONValue? {
+        guard case .object(let object) = self else { return nil }
+        return object[key]
+    }
+
+    /// The text of a string value; `nil` for any other value.
+    public var stringValue: String? {
+        guard case .string(let text) = self else { return nil }
+        return text
+    }
+}

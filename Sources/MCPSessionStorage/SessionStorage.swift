@@ -67,6 +67,11 @@ public protocol SessionStorage: Sendable {
     /// or one already trimmed) returns nothing.
     func events(in id: SessionID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent]
 
+    /// The stored event `eventID` of the session, or `nil` (never stored, or trimmed): how a
+    /// server finds the stream a `Last-Event-ID` belongs to. The default scans
+    /// ``recentEvents(in:limit:)``; backends with an index answer directly.
+    func event(_ eventID: Int64, in id: SessionID) async throws(SessionStorageError) -> SSEEvent?
+
     /// The session's latest `limit` events on all streams, oldest first.
     func recentEvents(in id: SessionID, limit: Int) async throws(SessionStorageError) -> [SSEEvent]
 
@@ -98,6 +103,10 @@ extension SessionStorage {
     /// Records activity now.
     public func touchSession(_ id: SessionID) async throws(SessionStorageError) {
         try await touchSession(id, at: Date())
+    }
+
+    public func event(_ eventID: Int64, in id: SessionID) async throws(SessionStorageError) -> SSEEvent? {
+        try await recentEvents(in: id, limit: limits.maxEventsPerSession).first { $0.id == eventID }
     }
 
     /// The events after `eventID` on its stream, all of them.

@@ -235,6 +235,11 @@ public final class TieredSessionStorage: SessionStorage, Service {
         return try await timed { [durable] () async throws(SessionStorageError) in try await durable.events(in: id, after: eventID, limit: limit) }
     }
 
+    public func event(_ eventID: Int64, in id: SessionID) async throws(SessionStorageError) -> SSEEvent? {
+        if let cached = cachedEvents(id)?.first(where: { $0.id == eventID }) { return cached }
+        return try await timed { [durable] () async throws(SessionStorageError) in try await durable.event(eventID, in: id) }
+    }
+
     public func recentEvents(in id: SessionID, limit: Int) async throws(SessionStorageError) -> [SSEEvent] {
         if let events = cachedEvents(id), events.count >= limit {
             return Array(events.suffix(max(0, limit)))

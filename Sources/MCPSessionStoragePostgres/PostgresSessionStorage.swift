@@ -288,6 +288,14 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         }
     }
 
+    public func event(_ eventID: Int64, in id: SessionID) async throws(SessionStorageError) -> SSEEvent? {
+        try await perform("reading event \(eventID) of \(id)") { [self] in
+            let event = try await all(SelectEvent(id: id, eventID: eventID)).first
+            if event == nil, !(try await exists(id)) { throw SessionStorageError.sessionNotFound(id) }
+            return event
+        }
+    }
+
     public func recentEvents(in id: SessionID, limit: Int) async throws(SessionStorageError) -> [SSEEvent] {
         try await perform("reading recent events of \(id)") { [self] in
             let events = try await all(RecentEvents(id: id, limit: max(0, limit)))

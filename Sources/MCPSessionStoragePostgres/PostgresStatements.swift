@@ -313,6 +313,24 @@ struct EventsAfter: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> SSEEvent { try EventColumns.decode(row) }
 }
 
+struct SelectEvent: PostgresPreparedStatement {
+    static let name = "mcp_select_event"
+    static let sql = "SELECT \(EventColumns.list) FROM mcp_session_events e WHERE e.session_id = $1 AND e.id = $2"
+    static let bindingDataTypes: [PostgresDataType] = [.text, .int8]
+    typealias Row = SSEEvent
+    let id: SessionID
+    let eventID: Int64
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 2)
+        bindings.append(id.rawValue)
+        bindings.append(eventID)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> SSEEvent { try EventColumns.decode(row) }
+}
+
 struct RecentEvents: PostgresPreparedStatement {
     static let name = "mcp_recent_events"
     static let sql = "SELECT \(EventColumns.list) FROM mcp_session_events e WHERE e.session_id = $1 ORDER BY e.id DESC LIMIT $2"

@@ -59,7 +59,7 @@ final class SQLiteReader: @unchecked Sendable {
     /// The statements this connection prepares when it opens.
     enum Query: Int, CaseIterable {
         case begin, commit, selectSession, selectState, sessionExists, selectStateValue, selectActivity
-        case selectEventStream, selectEventsAfter, selectRecentEvents
+        case selectEventStream, selectEventsAfter, selectEvent, selectRecentEvents
 
         var sql: String {
             switch self {
@@ -72,6 +72,7 @@ final class SQLiteReader: @unchecked Sendable {
             case .selectActivity: SQL.selectActivity
             case .selectEventStream: SQL.selectEventStream
             case .selectEventsAfter: SQL.selectEventsAfter
+            case .selectEvent: SQL.selectEvent
             case .selectRecentEvents: SQL.selectRecentEvents
             }
         }

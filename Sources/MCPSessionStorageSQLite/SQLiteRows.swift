@@ -43,6 +43,7 @@ enum SQL {
     static let eventColumns = "id, stream, created_at, type, data, retry_ms"
     static let selectEventStream = "SELECT stream FROM session_events WHERE session_id = ? AND id = ?"
     static let selectEventsAfter = "SELECT \(eventColumns) FROM session_events WHERE session_id = ? AND stream = ? AND id > ? ORDER BY id LIMIT ?"
+    static let selectEvent = "SELECT \(eventColumns) FROM session_events WHERE session_id = ? AND id = ?"
     static let selectRecentEvents = "SELECT \(eventColumns) FROM session_events WHERE session_id = ? ORDER BY id DESC LIMIT ?"
     static let deleteEventsBefore = "DELETE FROM session_events WHERE session_id = ? AND id < ?"
     static let expireSessions = "DELETE FROM sessions WHERE last_activity < ? RETURNING id"

@@ -298,6 +298,18 @@ public final class SQLiteSessionStorage: SessionStorage {
         }
     }
 
+    public func event(_ eventID: Int64, in id: SessionID) async throws(SessionStorageError) -> SSEEvent? {
+        try fastRead("reading event \(eventID) of \(id)") { reader in
+            var event: SSEEvent?
+            try reader.select(.selectEvent, .text(id.rawValue), .integer(eventID)) { row in
+                event = try EventRow.decode(row)
+                return false
+            }
+            if event == nil { try Self.requireSession(id, in: reader) }
+            return event
+        }
+    }
+
     public func recentEvents(in id: SessionID, limit: Int) async throws(SessionStorageError) -> [SSEEvent] {
         try fastRead("reading recent events of \(id)") { reader in
             try Self.requireSession(id, in: reader)

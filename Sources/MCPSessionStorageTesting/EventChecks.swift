@@ -95,6 +95,20 @@ extension SessionStorageConformance {
                 try await expectError(.sessionNotFound, "events(after:)") { try await storage.events(in: .generate(), after: 1) }
                 try await expectError(.sessionNotFound, "recentEvents") { try await storage.recentEvents(in: .generate(), limit: 1) }
             },
+            Check("one event by id: its stream and data; nil when trimmed or never stored") { context in
+                let storage = try await context.storage(SessionLimits(maxEventsPerSession: 4))
+                let session = try await storage.createSession()
+                let other = try await storage.createSession()
+                let events = try await append(6, to: session.id, streams: [streamA, streamB], in: storage)
+                let newest = try await storage.event(events[5].id, in: session.id)
+                try expectEqual(newest?.id, events[5].id, "newest event's id")
+                try expectEqual(newest?.data, events[5].data, "newest event's data")
+                try expectEqual(try await storage.event(events[4].id, in: session.id)?.stream, streamA, "its stream")
+                try expectEqual(try await storage.event(events[0].id, in: session.id), nil, "trimmed event")
+                try expectEqual(try await storage.event(events[5].id + 1, in: session.id), nil, "future id")
+                try expectEqual(try await storage.event(events[5].id, in: other.id), nil, "another session's id")
+                try await expectError(.sessionNotFound, "event(_:in:)") { try await storage.event(1, in: .generate()) }
+            },
             Check("recent events are the latest, oldest first") { context in
                 let storage = try await context.storage()
                 let session = try await storage.createSession()

@@ -1,0 +1,70 @@
+import MCPSessionStorage
+
+/// The demo tools `mcp-session-server` serves: `state_set`, `state_get` and `ticker`.
+///
+/// - `state_set` `{key: string, value: any JSON}` stores the value in the session's state and
+///   returns text `ok`.
+/// - `state_get` `{key: string}` returns text: the JSON encoding of the stored value, or `null`.
+/// - `ticker` `{count: int, interval_ms: int}` sends `count` logging notifications
+///   (`notifications/message`, level `info`, data `"tick 0"`, `"tick 1"`, …) on the request's
+///   stream, `interval_ms` apart, then returns text `done`.
+public enum DemoTools {
+    public static var all: [Tool] { [stateSet, stateGet, ticker] }
+
+    struct StateSetInput: Decodable, Sendable {
+        var key: String
+        var value: JSONValue
+    }
+
+    struct StateGetInput: Decodable, Sendable {
+        var key: String
+    }
+
+    struct TickerInput: Decodable, Sendable {
+        var count: Int
+        var interval_ms: Int
+    }
+
+    /// The most ticks one call may ask for, and the longest interval.
+    static let maxTicks = 10_000
+    static let maxIntervalMilliseconds = 60_000
+
+    public static let stateSet = Tool(
+        name: "state_set", description: "Stores a JSON value under a key in this session's state.",
+        inputSchema: [
+            "type": "object", "required": ["key", "value"],
+            "properties": ["key": ["type": "string"], "value": [:]],
+        ]
+    ) { (input: StateSetInput, context) in
+        try await context.setState(input.value, forKey: input.key)
+        return .text("ok")
+    }
+
+    public static let stateGet = Tool(
+        name: "state_get", description: "Returns the JSON value stored under a key in this session's state, or null.",
+        inputSchema: ["type": "object", "required": ["key"], "properties": ["key": ["type": "string"]]]
+    ) { (input: StateGetInput, context) in
+        let value = try await context.state(input.key) ?? .null
+        return .text(String(decoding: try value.encoded(), as: UTF8.self))
+    }
+
+    public static let ticker = Tool(
+        name: "ticker", description: "Sends `count` log notifications \"tick N\", `interval_ms` apart, then returns done.",
+        inputSchema: [
+            "type": "object", "required": ["count", "interval_ms"],
+            "properties": [
+                "count": ["type": "integer", "minimum": 0, "maximum": .int(Int64(maxTicks))],
+                "interval_ms": ["type": "integer", "minimum": 0, "maximum": .int(Int64(maxIntervalMilliseconds))],
+            ],
+        ]
+    ) { (input: TickerInput, context) in
+        guard (0...maxTicks).contains(input.count), (0...maxIntervalMilliseconds).contains(input.interval_ms) else {
+            throw RPCError.invalidParams("ticker needs 0 ≤ count ≤ \(maxTicks) and 0 ≤ interval_ms ≤ \(maxIntervalMilliseconds)")
+        }
+        for tick in 0..<input.count {
+            if tick > 0 { try await Task.sleep(for: .milliseconds(input.interval_ms)) }
+            try await context.log(.info, .string("tick \(tick)"))
+        }
+        return .text("done")
+    }
+}

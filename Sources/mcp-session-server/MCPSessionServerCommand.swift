@@ -1,0 +1,81 @@
+import ArgumentParser
+import Hummingbird
+import Logging
+import MCPSessionServer
+import MCPSessionStorage
+import MCPSessionStoragePostgres
+import MCPSessionStorageSQLite
+import ServiceLifecycle
+
+/// `mcp-session-server`: the demo MCP server over any storage stack.
+@main
+struct MCPSessionServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mcp-session-server",
+        abstract: "An MCP server (Streamable HTTP on /mcp) that keeps its sessions in durable storage.",
+        discussion: "Tools: state_set, state_get, ticker. Several instances sharing one PostgreSQL database serve any session.")
+
+    enum CacheMode: String, ExpressibleByArgument, CaseIterable {
+        case lru, none
+    }
+
+    @Option(help: "The address to listen on; keep loopback unless a proxy in front checks origins.")
+    var host = "127.0.0.1"
+
+    @Option(help: "The port to listen on.")
+    var port = 8080
+
+    @Option(help: "memory: | sqlite:PATH | postgres://USER[:PASS]@HOST[:PORT]/DB")
+    var storage = "sqlite:mcp_sessions.db"
+
+    @Option(help: "An in-process LRU front over the storage (lru), or none.")
+    var cache: CacheMode = .lru
+
+    @Option(help: "Sessions the front holds at most (default 10000).")
+    var cacheMaxEntries: Int?
+
+    @Option(help: "Bytes the front holds at most (default 67108864, 64 MiB).")
+    var cacheMaxBytes: Int?
+
+    @Option(help: "auto | none | postgres://…: where instances tell each other what changed (auto: the storage's database when it is PostgreSQL).")
+    var bus = "auto"
+
+    @Option(name: .customLong("session-ttl"), help: "Seconds a session may stay idle before it expires.")
+    var sessionTTL = 1800
+
+    func validate() throws {
+        _ = try StorageSpec(parsing: storage)
+        _ = try BusSpec(parsing: bus)
+        guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be 0–65535") }
+        guard sessionTTL > 0 else { throw ValidationError("--session-ttl must be positive") }
+        if let cacheMaxEntries, cacheMaxEntries < 1 { throw ValidationError("--cache-max-entries must be at least 1") }
+        if let cacheMaxBytes, cacheMaxBytes < 1 { throw ValidationError("--cache-max-bytes must be at least 1") }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "mcp-session-server")
+        logger.logLevel = .info
+        let stack = try StorageStack(
+            storage: try StorageSpec(parsing: storage), bus: try BusSpec(parsing: bus), cache: cache == .lru,
+            maxEntries: cacheMaxEntries, maxBytes: cacheMaxBytes, sessionTTL: .seconds(sessionTTL), logger: logger)
+
+        var serverConfiguration = MCPServer.Configuration()
+        serverConfiguration.sessionTTL = .seconds(sessionTTL)
+        let server = MCPServer(storage: stack.storage, bus: stack.bus, configuration: serverConfiguration, logger: logger)
+        server.register(DemoTools.all)
+
+        let router = Router()
+        server.addRoutes(to: router)
+        let app = Application(
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "mcp-session-server"),
+            onServerRunning: { [logger, path = serverConfiguration.path] channel in
+                logger.info("listening", metadata: ["address": "http://\(channel.localAddress?.ipAddress ?? host):\(channel.localAddress?.port ?? port)\(path)", "storage": "\(stack.description)"])
+            },
+            logger: logger)
+        // Shutdown runs in reverse: the server closes its streams before the HTTP server drains,
+        // and storage stops last.
+        let group = ServiceGroup(
+            services: stack.services + [app, server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
+    }
+}

@@ -1,0 +1,81 @@
+import Logging
+import MCPSessionStorage
+import MCPSessionStoragePostgres
+import MCPSessionStorageSQLite
+import ServiceLifecycle
+
+/// The storage, front and bus that the flags describe, and the services they need running.
+struct StorageStack {
+    /// What the server reads and writes.
+    let storage: any SessionStorage
+    /// What tells the server about other instances' events, if anything.
+    let bus: (any ChangeBus)?
+    /// Everything to run, in start order (shutdown is the reverse).
+    let services: [any Service]
+    /// For the start-up log line.
+    let description: String
+
+    init(
+        storage spec: StorageSpec, bus busSpec: BusSpec, cache: Bool, maxEntries: Int?, maxBytes: Int?, sessionTTL: Duration, logger: Logger
+    ) throws {
+        var services: [any Service] = []
+        let durable: any SessionStorage
+        var attachable: PostgresSessionStorage?
+        switch spec {
+        case .memory:
+            durable = InMemorySessionStorage()
+        case .sqlite(let path):
+            durable = try SQLiteSessionStorage(configuration: .init(path: path), logger: logger)
+        case .postgres(let url):
+            var configuration = try PostgresSessionStorage.Configuration(url: url)
+            configuration.sessionTTL = sessionTTL
+            let postgres = try PostgresSessionStorage(configuration: configuration, logger: logger)
+            services.append(postgres)
+            durable = postgres
+            attachable = postgres
+        }
+
+        var bus: (any ChangeBus)?
+        var busName = "none"
+        if let busURL = busSpec.resolved(for: spec) {
+            let postgresBus: PostgresChangeBus
+            if let attachable, case .postgres(let storageURL) = spec, storageURL == busURL {
+                postgresBus = try PostgresChangeBus(attachedTo: attachable, logger: logger)
+                busName = "postgres (NOTIFY inside writes)"
+            } else {
+                postgresBus = try PostgresChangeBus(configuration: try PostgresSessionStorage.Configuration(url: busURL), logger: logger)
+                busName = "postgres (batched NOTIFY)"
+            }
+            let fanout = ChangeBusFanout(postgresBus)
+            services += [postgresBus, fanout]
+            bus = fanout
+        }
+
+        var storage = durable
+        if cache {
+            var configuration = TieredSessionStorage.Configuration()
+            if let maxEntries { configuration.maxEntries = maxEntries }
+            if let maxBytes { configuration.maxBytes = maxBytes }
+            let tiered = TieredSessionStorage(durable: durable, configuration: configuration, bus: bus, logger: logger)
+            services.append(tiered)
+            storage = tiered
+        }
+        services.append(
+            SessionCleanupService(storage: storage, ttl: sessionTTL, interval: min(.seconds(60), sessionTTL / 2), logger: logger))
+        self.storage = storage
+        self.bus = bus
+        self.services = services
+        self.description = "\(spec.name), cache \(cache ? "lru" : "none"), bus \(busName)"
+    }
+}
+
+extension StorageSpec {
+    /// The storage's kind and place, without credentials.
+    var name: String {
+        switch self {
+        case .memory: "memory"
+        case .sqlite(let path): "sqlite \(path)"
+        case .postgres(let url): "postgres \(url.split(separator: "@").last.map(String.init) ?? "")"
+        }
+    }
+}

@@ -1,0 +1,401 @@
+"""End-to-end tests of `mcp-session-server` with a real MCP client: the Python `mcp` package.
+
+Run by `scripts/test` (after `swift build`), or alone:
+
+    MCP_SERVER_BINARY=.build/debug/mcp-session-server python3 -m unittest discover -s Tests/e2e -v
+
+PostgreSQL tests use MCP_POSTGRES_URL (and MCP_POSTGRES_FAULTS_URL for the outage test) from
+`scripts/services env`; without it they skip, except under CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import httpx2
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.message import ClientMessageMetadata
+from mcp_types import CallToolRequest, CallToolRequestParams, CallToolResult
+
+ROOT = Path(__file__).resolve().parents[2]
+BINARY = os.environ.get("MCP_SERVER_BINARY", str(ROOT / ".build/debug/mcp-session-server"))
+POSTGRES_URL = os.environ.get("MCP_POSTGRES_URL")
+POSTGRES_FAULTS_URL = os.environ.get("MCP_POSTGRES_FAULTS_URL")
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require_postgres(url: str | None) -> str:
+    if url:
+        return url
+    if IN_CI:
+        raise AssertionError("MCP_POSTGRES_URL is not set under CI=true: run scripts/services start")
+    raise unittest.SkipTest("PostgreSQL not configured: run `eval \"$(scripts/services env)\"`")
+
+
+def fresh_schema(url: str) -> str:
+    """The URL with a schema of its own, so runs do not see each other's sessions."""
+    return f"{url}{'&' if '?' in url else '?'}schema=e2e_{uuid.uuid4().hex[:12]}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One `mcp-session-server` process on a free loopback port."""
+
+    def __init__(self, *args: str, cwd: str | None = None):
+        self.args = list(args)
+        self.cwd = cwd
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = tempfile.NamedTemporaryFile(prefix="mcp-server-", suffix=".log", delete=False)
+
+    def start(self) -> "Server":
+        self.process = subprocess.Popen(
+            [BINARY, "--port", str(self.port), *self.args], cwd=self.cwd, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"server did not listen within 60 s:\n{self.output()}")
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def terminate(self) -> int:
+        assert self.process
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(20)
+
+    def __enter__(self) -> "Server":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+        self.log.close()
+        os.unlink(self.log.name)
+
+
+class Connection:
+    """A client session and what the server sent it besides responses."""
+
+    def __init__(self) -> None:
+        self.session_id: str | None = None
+        self.logs: list[str] = []
+        self.session: ClientSession | None = None
+
+    async def on_log(self, params) -> None:  # noqa: ANN001 (the SDK's LoggingMessageNotificationParams)
+        self.logs.append(params.data)
+
+
+@asynccontextmanager
+async def connect(url: str, session_id: str | None = None):
+    """A real MCP client on `url`: a new session (initialize), or, given `session_id`, the
+    existing one, as a client that lost its connection and comes back to any instance."""
+    connection = Connection()
+    headers = {}
+    if session_id:
+        headers = {"mcp-session-id": session_id, "mcp-protocol-version": "2025-11-25"}
+        connection.session_id = session_id
+
+    async def remember_session(response: httpx2.Response) -> None:
+        if sid := response.headers.get("mcp-session-id"):
+            connection.session_id = sid
+
+    http = httpx2.AsyncClient(
+        headers=headers, timeout=httpx2.Timeout(30, read=60), event_hooks={"response": [remember_session]}
+    )
+    async with http, streamable_http_client(url, http_client=http, terminate_on_close=False) as (read, write):
+        async with ClientSession(read, write, logging_callback=connection.on_log) as session:
+            connection.session = session
+            if not session_id:
+                await session.initialize()
+            yield connection
+
+
+def text(result: CallToolResult) -> str:
+    assert not result.is_error, result
+    return result.content[0].text
+
+
+def ticker_request(count: int, interval_ms: int) -> CallToolRequest:
+    return CallToolRequest(params=CallToolRequestParams(name="ticker", arguments={"count": count, "interval_ms": interval_ms}))
+
+
+async def interrupted_ticker(url: str, count: int, after: int) -> tuple[str, str, list[str]]:
+    """Starts a ticker, drops the connection after `after` ticks; returns the session id, the
+    last event id seen, and the ticks received."""
+    tokens: list[str] = []
+    async with connect(url) as first:
+
+        async def on_token(token: str) -> None:
+            tokens.append(token)
+
+        async with anyio.create_task_group() as group:
+
+            async def call() -> None:
+                await first.session.send_request(
+                    ticker_request(count, 100), CallToolResult, metadata=ClientMessageMetadata(on_resumption_token_update=on_token)
+                )
+
+            group.start_soon(call)
+            with anyio.fail_after(30):
+                while len(first.logs) < after:
+                    await anyio.sleep(0.01)
+            group.cancel_scope.cancel()
+        assert first.session_id and tokens
+        return first.session_id, tokens[-1], list(first.logs)
+
+
+async def resume_ticker(url: str, session_id: str, token: str, count: int) -> tuple[str, list[str]]:
+    async with connect(url, session_id) as second:
+        with anyio.fail_after(60):
+            result = await second.session.send_request(
+                ticker_request(count, 100), CallToolResult, metadata=ClientMessageMetadata(resumption_token=token)
+            )
+        return text(result), second.logs
+
+
+def raw_post(url: str, body: bytes | str, **headers: str) -> httpx2.Response:
+    base = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    base.update({k.replace("_", "-"): v for k, v in headers.items()})
+    return httpx2.post(url, content=body, headers=base, timeout=30)
+
+
+INIT = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}},
+    }
+)
+
+
+def tool_call(name: str, arguments: dict, id: int = 2) -> str:
+    return json.dumps({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}})
+
+
+class SingleInstanceTests(unittest.TestCase):
+    """One server on the embedded default, SQLite, in a scratch directory."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.directory = tempfile.TemporaryDirectory()
+        cls.server = Server(cwd=cls.directory.name).start()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.server.kill()
+        cls.directory.cleanup()
+
+    def test_default_storage_is_sqlite_in_the_working_directory(self) -> None:
+        self.assertTrue((Path(self.directory.name) / "mcp_sessions.db").exists())
+
+    def test_initialize_list_and_call_tools(self) -> None:
+        async def main() -> None:
+            async with connect(self.server.url) as c:
+                self.assertIsNotNone(c.session_id)
+                tools = await c.session.list_tools()
+                self.assertEqual([t.name for t in tools.tools], ["state_set", "state_get", "ticker"])
+                self.assertEqual(text(await c.session.call_tool("state_get", {"key": "missing"})), "null")
+                value = {"nested": [1, 2.5, "three", None, True], "quote": "it's \"x\""}
+                self.assertEqual(text(await c.session.call_tool("state_set", {"key": "k", "value": value})), "ok")
+                self.assertEqual(json.loads(text(await c.session.call_tool("state_get", {"key": "k"}))), value)
+                self.assertEqual(text(await c.session.call_tool("ticker", {"count": 3, "interval_ms": 5})), "done")
+                self.assertEqual(c.logs, ["tick 0", "tick 1", "tick 2"])
+
+        anyio.run(main)
+
+    def test_state_is_per_session(self) -> None:
+        async def main() -> None:
+            async with connect(self.server.url) as a, connect(self.server.url) as b:
+                await a.session.call_tool("state_set", {"key": "k", "value": "a"})
+                self.assertEqual(text(await b.session.call_tool("state_get", {"key": "k"})), "null")
+
+        anyio.run(main)
+
+    def test_interrupted_ticker_resumes_with_every_tick_once(self) -> None:
+        async def main() -> None:
+            session_id, token, before = await interrupted_ticker(self.server.url, count=10, after=3)
+            result, after = await resume_ticker(self.server.url, session_id, token, count=10)
+            self.assertEqual(result, "done")
+            self.assertEqual(before + after, [f"tick {i}" for i in range(10)])
+
+        anyio.run(main)
+
+    def test_unknown_and_deleted_sessions_get_404(self) -> None:
+        missing = raw_post(self.server.url, tool_call("state_get", {"key": "k"}), mcp_session_id="no-such-session")
+        self.assertEqual(missing.status_code, 404)
+        created = raw_post(self.server.url, INIT, accept="application/json")
+        self.assertEqual(created.status_code, 200)
+        self.assertEqual(created.json()["result"]["protocolVersion"], "2025-11-25")
+        sid = created.headers["mcp-session-id"]
+        ok = raw_post(self.server.url, tool_call("state_get", {"key": "k"}), mcp_session_id=sid, accept="application/json")
+        self.assertEqual(ok.json()["result"]["content"][0]["text"], "null")
+        deleted = httpx2.delete(self.server.url, headers={"mcp-session-id": sid})
+        self.assertEqual(deleted.status_code, 200)
+        after = raw_post(self.server.url, tool_call("state_get", {"key": "k"}), mcp_session_id=sid)
+        self.assertEqual(after.status_code, 404)
+        self.assertEqual(httpx2.delete(self.server.url, headers={"mcp-session-id": sid}).status_code, 404)
+
+    def test_bad_requests_get_clear_errors(self) -> None:
+        sid = raw_post(self.server.url, INIT, accept="application/json").headers["mcp-session-id"]
+        malformed = raw_post(self.server.url, '{"jsonrpc": "2.0", "id": 1,', mcp_session_id=sid)
+        self.assertEqual((malformed.status_code, malformed.json()["error"]["code"]), (400, -32700))
+        no_session = raw_post(self.server.url, tool_call("state_get", {"key": "k"}))
+        self.assertEqual(no_session.status_code, 400)
+        bad_version = raw_post(self.server.url, tool_call("state_get", {"key": "k"}), mcp_session_id=sid, mcp_protocol_version="1999-01-01")
+        self.assertEqual(bad_version.status_code, 400)
+        self.assertEqual(raw_post(self.server.url, INIT, content_type="text/plain").status_code, 415)
+        self.assertEqual(raw_post(self.server.url, " " * (5 << 20), mcp_session_id=sid).status_code, 413)
+        self.assertEqual(raw_post(self.server.url, INIT, origin="http://evil.example").status_code, 403)
+        wrong_args = raw_post(self.server.url, tool_call("ticker", {"count": "many"}), mcp_session_id=sid, accept="application/json")
+        self.assertEqual(wrong_args.json()["error"]["code"], -32602)
+        # The server is still there.
+        self.assertEqual(raw_post(self.server.url, INIT).status_code, 200)
+
+    def test_last_event_id_from_another_session_replays_nothing(self) -> None:
+        async def main() -> None:
+            _, token, _ = await interrupted_ticker(self.server.url, count=4, after=1)
+            async with connect(self.server.url) as other:
+                response = httpx2.get(
+                    self.server.url,
+                    headers={"mcp-session-id": other.session_id, "last-event-id": token, "accept": "text/event-stream"},
+                    timeout=10,
+                )
+                self.assertEqual(response.status_code, 400)
+                self.assertIn("not sent in this session", response.json()["error"]["message"])
+
+        anyio.run(main)
+
+
+class RestartTests(unittest.TestCase):
+    def test_sigkill_and_restart_on_sqlite_keeps_session_and_state(self) -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            storage = f"sqlite:{directory}/sessions.db"
+
+            async def write(url: str) -> str:
+                async with connect(url) as c:
+                    await c.session.call_tool("state_set", {"key": "survivor", "value": {"n": 42}})
+                    return c.session_id
+
+            async def read(url: str, sid: str) -> str:
+                async with connect(url, sid) as c:
+                    return text(await c.session.call_tool("state_get", {"key": "survivor"}))
+
+            with Server("--storage", storage) as first:
+                sid = anyio.run(write, first.url)
+                first.kill()
+            with Server("--storage", storage) as second:
+                self.assertEqual(json.loads(anyio.run(read, second.url, sid)), {"n": 42})
+
+    def test_sigterm_shuts_down_gracefully_with_an_open_stream(self) -> None:
+        with Server("--storage", "memory:") as server:
+            sid = raw_post(server.url, INIT, accept="application/json").headers["mcp-session-id"]
+            with httpx2.stream("GET", server.url, headers={"mcp-session-id": sid, "accept": "text/event-stream"}, timeout=30) as stream:
+                self.assertEqual(stream.status_code, 200)
+                started = time.monotonic()
+                self.assertEqual(server.terminate(), 0, server.output())
+                self.assertLess(time.monotonic() - started, 15)
+
+    def test_idle_sessions_expire(self) -> None:
+        with Server("--storage", "memory:", "--session-ttl", "1") as server:
+            sid = raw_post(server.url, INIT, accept="application/json").headers["mcp-session-id"]
+            time.sleep(2.2)
+            self.assertEqual(raw_post(server.url, tool_call("state_get", {"key": "k"}), mcp_session_id=sid).status_code, 404)
+
+
+class TwoInstanceTests(unittest.TestCase):
+    """Two servers over one PostgreSQL database, each with its front and the NOTIFY bus."""
+
+    def setUp(self) -> None:
+        url = fresh_schema(require_postgres(POSTGRES_URL))
+        self.a = Server("--storage", url).start()
+        self.b = Server("--storage", url).start()
+
+    def tearDown(self) -> None:
+        self.a.kill()
+        self.b.kill()
+
+    def test_state_written_on_one_is_read_on_the_other_at_once(self) -> None:
+        async def main() -> None:
+            async with connect(self.a.url) as on_a:
+                async with connect(self.b.url, on_a.session_id) as on_b:
+                    # B caches the session first, so A's write must invalidate it.
+                    self.assertEqual(text(await on_b.session.call_tool("state_get", {"key": "k"})), "null")
+                    for i in range(5):
+                        await on_a.session.call_tool("state_set", {"key": "k", "value": i})
+                        self.assertEqual(text(await on_b.session.call_tool("state_get", {"key": "k"})), str(i))
+
+        anyio.run(main)
+
+    def test_ticker_started_on_one_resumes_on_the_other(self) -> None:
+        async def main() -> None:
+            session_id, token, before = await interrupted_ticker(self.a.url, count=12, after=3)
+            result, after = await resume_ticker(self.b.url, session_id, token, count=12)
+            self.assertEqual(result, "done")
+            self.assertEqual(before + after, [f"tick {i}" for i in range(12)])
+
+        anyio.run(main)
+
+    def test_delete_on_one_ends_the_session_on_both(self) -> None:
+        sid = raw_post(self.a.url, INIT, accept="application/json").headers["mcp-session-id"]
+        self.assertEqual(raw_post(self.b.url, tool_call("state_get", {"key": "k"}), mcp_session_id=sid).status_code, 200)
+        self.assertEqual(httpx2.delete(self.b.url, headers={"mcp-session-id": sid}).status_code, 200)
+        self.assertEqual(raw_post(self.a.url, tool_call("state_get", {"key": "k"}), mcp_session_id=sid).status_code, 404)
+
+
+class OutageTests(unittest.TestCase):
+    def test_storage_outage_gives_503_then_heals(self) -> None:
+        url = fresh_schema(require_postgres(POSTGRES_FAULTS_URL))
+        services = str(ROOT / "scripts/services")
+        with Server("--storage", url) as server:
+            sid = raw_post(server.url, INIT, accept="application/json").headers["mcp-session-id"]
+            subprocess.run([services, "stop", "postgres-faults"], check=True, capture_output=True)
+            try:
+                # A fresh session needs the database: the front cannot answer for it.
+                down = raw_post(server.url, INIT)
+                self.assertEqual(down.status_code, 503, down.text)
+                self.assertIn("retry-after", down.headers)
+            finally:
+                subprocess.run([services, "start", "postgres-faults"], check=True, capture_output=True)
+            deadline = time.monotonic() + 30
+            while True:
+                healed = raw_post(server.url, tool_call("state_set", {"key": "k", "value": 1}), mcp_session_id=sid, accept="application/json")
+                if healed.status_code == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(healed.status_code, 200, healed.text)
+            self.assertEqual(healed.json()["result"]["content"][0]["text"], "ok")
+
+
+if __name__ == "__main__":
+    unittest.main()
