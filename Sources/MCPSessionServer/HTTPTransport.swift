@@ -90,8 +90,8 @@ extension MCPServer {
             } catch {
                 throw HTTPFailure.badRequest("request id is too long", id: id)
             }
-            return try await reply(session: session.id, requestID: id, stream: stream, delivery: delivery) {
-                await self.answer(method, id: id, params: params, session: session, stream: stream)
+            return try await reply(session: session.id, requestID: id, stream: stream, delivery: delivery) { send in
+                await self.answer(method, id: id, params: params, session: session, send: send)
             }
         case .notification(let method, let params):
             do {
@@ -116,21 +116,25 @@ extension MCPServer {
         }
         let (session, result) = created
         let stream = try! StreamID.request(id)  // a string or integer id always makes a valid stream id
-        var response = try await reply(session: session.id, requestID: id, stream: stream, delivery: delivery) {
+        var response = try await reply(session: session.id, requestID: id, stream: stream, delivery: delivery) { _ in
             OutgoingMessage.result(id: id, result)
         }
         response.headers[.mcpSessionID] = session.id.rawValue
         return response
     }
 
-    /// Answers a request: the answer is computed by `work` in a task of its own (so it goes on
-    /// if the client drops the stream), stored as an event, and written from storage.
+    /// Answers a request: `work` computes the answer in a task of its own (so it goes on if the
+    /// client drops the stream), storing each message it sends through the given sender; the
+    /// response is stored too, and everything is written only once stored.
     private func reply(
-        session: SessionID, requestID: JSONValue, stream: StreamID, delivery: Delivery, _ work: @escaping @Sendable () async -> JSONValue
+        session: SessionID, requestID: JSONValue, stream: StreamID, delivery: Delivery,
+        _ work: @escaping @Sendable (_ send: @escaping MessageSender) async -> JSONValue
     ) async throws(HTTPFailure) -> Response {
         switch delivery {
         case .json:
-            let message = await work()
+            // Notifications are stored (a later GET can resume them) but not sent: a JSON
+            // answer has room for the response alone.
+            let message = await work { [self] message throws(SessionStorageError) in try await append(message, to: stream, in: session) }
             do {
                 try await append(message, to: stream, in: session)
             } catch {
@@ -139,24 +143,25 @@ extension MCPServer {
             let body = (try? message.encoded()) ?? Data()
             return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         case .sse:
-            let priming: SSEEvent
-            do {
-                priming = try await append(nil, to: stream, in: session, retry: true)
-            } catch {
-                throw failure(error, id: requestID)
-            }
-            calls.start(session: session, stream: stream) { [self] in
-                let message = await work()
-                if Task.isCancelled, !OutgoingMessage.isResponse(message) { return }
-                do {
-                    try await append(message, to: stream, in: session)
-                } catch {
-                    logger.warning("could not store a response", metadata: ["session": "\(session)", "error": "\(error)"])
+            let answer = RequestStream(server: self, session: session, stream: stream)
+            calls.start(session: session, stream: stream) { [configuration] in
+                let timer = Task {
+                    try await Task.sleep(for: configuration.primingDelay)
+                    try await answer.prime()
                 }
+                let message = await work { message throws(SessionStorageError) in try await answer.send(message) }
+                timer.cancel()
+                await answer.finish(message, requestID: requestID)
             }
-            return sseResponse { [self] writer throws in
-                try await writer.write(SSE.frame(priming, session: session))
-                try await follow(stream, of: session, after: priming.id, requestID: requestID, writer: &writer)
+            return sseResponse { writer throws in
+                for await item in answer.items {
+                    switch item {
+                    case .stored(let event):
+                        try await writer.write(try SSE.frame(event, session: session))
+                    case .unstored(let message):
+                        try await writer.write(SSE.frame(unstored: message))
+                    }
+                }
             }
         }
     }

@@ -50,6 +50,11 @@ public final class MCPServer: Service, Sendable {
         /// How often an open stream rereads storage without being woken: the delivery bound
         /// when a wake-up is lost, or when instances share storage without a bus. Default 2 seconds.
         public var pollInterval: Duration = .seconds(2)
+        /// How long a call may run before its stream gets a priming event (an empty event with
+        /// `retry`, stored, that gives the client an id to resume from). A call that answers
+        /// sooner needs none: its response is the stream's first event, one write instead of
+        /// two. Default 20 milliseconds; zero primes every stream at once.
+        public var primingDelay: Duration = .milliseconds(20)
         /// An idle stream sends an SSE comment this often, so dead connections are found. Default 15 seconds.
         public var keepAliveInterval: Duration = .seconds(15)
         /// The suggested wait sent in `Retry-After` while storage is unavailable. Default 1 second.
@@ -129,6 +134,13 @@ public final class MCPServer: Service, Sendable {
         calls.cancelAll()
     }
 
+    /// Sends a server-initiated notification (e.g. `notifications/resources/list_changed`) on
+    /// the session's standalone stream, the one a client opens with `GET`. It is stored first,
+    /// so a client that is not listening now gets it when it resumes, from any instance.
+    public func sendNotification(_ method: String, params: JSONValue = [:], to session: SessionID) async throws(SessionStorageError) {
+        try await append(OutgoingMessage.notification(method, params), to: .standalone, in: session)
+    }
+
     // MARK: Storage, as the HTTP layer uses it
 
     /// Appends a message (or, with `nil`, a priming event) to a stream, and wakes its readers.
@@ -152,13 +164,16 @@ public final class MCPServer: Service, Sendable {
     // MARK: Answering requests
 
     /// Answers one request of an initialized session. Never throws: failures become JSON-RPC errors.
-    func answer(_ method: String, id: JSONValue, params: JSONValue?, session: SessionInfo, stream: StreamID) async -> JSONValue {
+    func answer(_ method: String, id: JSONValue, params: JSONValue?, session: SessionInfo, send: @escaping MessageSender) async -> JSONValue {
         do {
-            return OutgoingMessage.result(id: id, try await perform(method, params: params, session: session, stream: stream))
+            return OutgoingMessage.result(id: id, try await perform(method, params: params, session: session, send: send))
         } catch let error as RPCError {
             return OutgoingMessage.error(id: id, error)
         } catch let error as SessionStorageError {
             return OutgoingMessage.error(id: id, Self.rpcError(error))
+        } catch is CancellationError {
+            // Cancelled by the client or by shutdown: the stream still ends with an answer.
+            return OutgoingMessage.error(id: id, RPCError(code: -32800, message: "request cancelled"))
         } catch {
             logger.error("request failed", metadata: ["method": "\(method)", "error": "\(error)"])
             return OutgoingMessage.error(id: id, .internalError("internal error"))
@@ -174,14 +189,14 @@ public final class MCPServer: Service, Sendable {
         }
     }
 
-    private func perform(_ method: String, params: JSONValue?, session: SessionInfo, stream: StreamID) async throws -> JSONValue {
+    private func perform(_ method: String, params: JSONValue?, session: SessionInfo, send: @escaping MessageSender) async throws -> JSONValue {
         switch method {
         case "ping":
             return [:]
         case "tools/list":
             return ["tools": .array(listedTools.map(\.listing))]
         case "tools/call":
-            return try await callTool(params: params, session: session, stream: stream)
+            return try await callTool(params: params, session: session, send: send)
         case "logging/setLevel":
             guard let text = params?[member: "level"]?.stringValue, LogLevel(rawValue: text) != nil else {
                 throw RPCError.invalidParams("level must be one of \(LogLevel.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -197,7 +212,7 @@ public final class MCPServer: Service, Sendable {
 
     static let logLevelKey = "mcp.logLevel"
 
-    private func callTool(params: JSONValue?, session: SessionInfo, stream: StreamID) async throws -> JSONValue {
+    private func callTool(params: JSONValue?, session: SessionInfo, send: @escaping MessageSender) async throws -> JSONValue {
         guard let name = params?[member: "name"]?.stringValue else { throw RPCError.invalidParams("tools/call needs a \"name\"") }
         guard let tool = tool(named: name) else { throw RPCError.invalidParams("unknown tool: \(name)") }
         let arguments = params?[member: "arguments"] ?? [:]
@@ -205,8 +220,7 @@ public final class MCPServer: Service, Sendable {
         let level = session.metadata[Self.logLevelKey]?.stringValue.flatMap(LogLevel.init(rawValue:)) ?? .debug
         let context = ToolContext(
             sessionID: session.id, storage: storage, progressToken: params?[member: "_meta"]?[member: "progressToken"],
-            minimumLogLevel: level,
-            send: { [self] message throws(SessionStorageError) in try await append(message, to: stream, in: session.id) })
+            minimumLogLevel: level, send: send)
         do {
             return try await tool.call(arguments, context).json
         } catch let error as RPCError {
@@ -260,6 +274,9 @@ public final class MCPServer: Service, Sendable {
         }
     }
 }
+
+/// Stores a message of a request's stream (and, for an SSE answer, hands it to the writer).
+typealias MessageSender = @Sendable (JSONValue) async throws(SessionStorageError) -> Void
 
 /// The tool calls running on this instance, so a client's `notifications/cancelled` (and
 /// shutdown) can stop them. A call outlives its HTTP response: a dropped stream does not stop it.

@@ -26,6 +26,9 @@ final class StreamHub: Sendable {
         }
     }
 
+    /// Whether a stream of `id` is open here.
+    func isFollowing(_ id: SessionID) -> Bool { sessions.withLock { $0.waiters[id] != nil } }
+
     /// Something was appended to `id`'s events.
     func wake(_ id: SessionID) {
         for waiter in sessions.withLock({ $0.waiters[id].map { Array($0.values) } ?? [] }) { waiter.signal() }

@@ -119,17 +119,43 @@ public final class SessionCache: Sendable {
 
     /// Changes the cached entry in place, if there is one; `change` returns `false` to drop it.
     public func update(_ id: SessionID, _ change: (inout Entry) -> Bool) {
-        state.withLock { state in
-            guard let slot = state.index[id] else { return }
-            var entry = state.nodes[slot].entry
-            guard change(&entry) else {
+        let evicted = state.withLock { state -> Int in
+            guard let slot = state.index[id] else { return 0 }
+            // In place: a copy of the entry would copy its events on the first change.
+            guard change(&state.nodes[slot].entry) else {
                 Self.remove(slot, from: &state)
-                return
+                return 0
             }
-            entry.bytes = Self.estimatedBytes(of: entry.session, events: entry.events)
-            state.bytes += entry.bytes - state.nodes[slot].entry.bytes
-            state.nodes[slot].entry = entry
+            let bytes = Self.estimatedBytes(of: state.nodes[slot].entry.session, events: state.nodes[slot].entry.events)
+            state.bytes += bytes - state.nodes[slot].entry.bytes
+            state.nodes[slot].entry.bytes = bytes
+            return evict(&state)
         }
+        if evicted > 0 { onEvict(evicted) }
+    }
+
+    /// Adds `event` to the cached run of `id`'s newest events, keeping at most `keep`; an event
+    /// that does not follow the run's last one starts a new run. In place, and the byte count
+    /// changes by the events added and dropped alone: this runs on every append.
+    public func append(_ event: SSEEvent, to id: SessionID, keep: Int) {
+        let evicted = state.withLock { state -> Int in
+            guard let slot = state.index[id] else { return 0 }
+            var delta = Self.estimatedBytes(of: event)
+            if let last = state.nodes[slot].entry.events.last, last.id != event.id - 1 {
+                delta -= state.nodes[slot].entry.events.reduce(0) { $0 + Self.estimatedBytes(of: $1) }
+                state.nodes[slot].entry.events.removeAll(keepingCapacity: true)
+            }
+            state.nodes[slot].entry.events.append(event)
+            let excess = state.nodes[slot].entry.events.count - max(0, keep)
+            if excess > 0 {
+                delta -= state.nodes[slot].entry.events.prefix(excess).reduce(0) { $0 + Self.estimatedBytes(of: $1) }
+                state.nodes[slot].entry.events.removeFirst(excess)
+            }
+            state.nodes[slot].entry.bytes += delta
+            state.bytes += delta
+            return evict(&state)
+        }
+        if evicted > 0 { onEvict(evicted) }
     }
 
     /// Drops the entry for `id`. Returns whether there was one.
@@ -212,8 +238,12 @@ public final class SessionCache: Sendable {
         }
         for (key, value) in session.metadata { bytes += 48 + key.utf8.count + value.estimatedBytes }
         for (key, value) in session.state { bytes += 48 + key.utf8.count + value.estimatedBytes }
-        for event in events { bytes += 96 + event.stream.rawValue.utf8.count + (event.data?.estimatedBytes ?? 0) }
+        for event in events { bytes += estimatedBytes(of: event) }
         return bytes
+    }
+
+    static func estimatedBytes(of event: SSEEvent) -> Int {
+        96 + event.stream.rawValue.utf8.count + (event.data?.estimatedBytes ?? 0)
     }
 }
 

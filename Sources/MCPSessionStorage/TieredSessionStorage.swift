@@ -341,13 +341,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
         let stored = try await timed { [durable] () async throws(SessionStorageError) in try await durable.appendEvent(event, to: id) }
         // Never hold an event the durable tier has trimmed: replay from a trimmed cursor must find nothing.
         let keep = min(configuration.eventsPerSession, limits.maxEventsPerSession)
-        front.update(id) { entry in
-            // Keep a contiguous run ending at the newest event; start a new run after a hole.
-            if let last = entry.events.last, last.id != stored.id - 1 { entry.events = [] }
-            entry.events.append(stored)
-            if entry.events.count > keep { entry.events.removeFirst(entry.events.count - keep) }
-            return true
-        }
+        front.append(stored, to: id, keep: keep)
         await publish(.eventAppended(id, stream: stored.stream, eventID: stored.id))
         return stored
     }

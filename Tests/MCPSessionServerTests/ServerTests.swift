@@ -112,6 +112,21 @@ struct ServerProtocolTests {
         }
     }
 
+    @Test("a call that answers at once needs no priming event: its stored response is the stream's one event")
+    func noPrimingForQuickAnswers() async throws {
+        var configuration = MCPServer.Configuration()
+        configuration.primingDelay = .seconds(60)
+        try await makeApp(MCPServer(storage: storage, configuration: configuration)).test(.router) { client in
+            let session = try await client.newSession()
+            let text = String(buffer: try await client.post(call("state_get", #"{"key":"k"}"#), session: session, headers: sse).body)
+            let frames = text.components(separatedBy: "\n\n").filter { !$0.isEmpty }
+            #expect(frames.count == 1)
+            #expect(frames.first?.hasPrefix("id: ") == true && frames.first?.contains(#""text":"null""#) == true)
+            let stored = try await storage.recentEvents(in: SessionID(validating: session), limit: 100).filter { $0.stream.rawValue == "2" }
+            #expect(stored.map(\.data) == [try JSONValue.decode(Data(text.split(separator: "data: ")[1].utf8))])
+        }
+    }
+
     @Test("refusals: status codes and JSON-RPC errors, never a 5xx")
     func refusals() async throws {
         var configuration = MCPServer.Configuration()
@@ -160,6 +175,23 @@ struct ServerProtocolTests {
             let result = try json(response)[member: "result"]
             #expect(result?[member: "isError"] == true)
             #expect(try await small.stateValue(forKey: "k", in: SessionID(validating: session)) == nil)
+        }
+    }
+
+    @Test("the standalone GET stream delivers server-initiated notifications")
+    func standaloneStream() async throws {
+        let server = MCPServer(storage: storage)
+        try await makeApp(server).test(.router) { client in
+            let session = try await client.newSession()
+            let id = try SessionID(validating: session)
+            let stream = Task { try await client.execute(uri: "/mcp", method: .get, headers: [.sessionID: session, .accept: "text/event-stream"]) }
+            while !server.hub.isFollowing(id) { try await Task.sleep(for: .milliseconds(2)) }
+            try await server.sendNotification("notifications/tools/list_changed", to: id)
+            // Closing the session's streams (what its deletion does) makes the stream read once
+            // more and end; the session still exists, so that read finds the notification.
+            server.hub.close(id)
+            let body = String(buffer: try await stream.value.body)
+            #expect(body.contains(#""method":"notifications/tools/list_changed""#))
         }
     }
 

@@ -1,0 +1,129 @@
+"""Load benchmark of mcp-session-server: `tools/call state_get` over HTTP from a second process.
+
+    python3 Benchmarks/server-load.py BINARY POSTGRES_URL [SECONDS]
+
+For each storage (memory, SQLite, PostgreSQL) with the front on and off, it starts the server
+(release build) on loopback, opens one session per load connection, stores a value, and has
+wrk (16 connections, 2 threads) call `state_get` as a real client does: POST with
+`Accept: application/json, text/event-stream`, so each answer is an SSE stream (a priming event
+and the response, both stored before they are sent). Prints one JSON line per configuration:
+requests/s and the p99 latency, and fails if any request got a non-200 answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+CONNECTIONS = 16
+THREADS = 2
+
+LUA = r"""
+-- Each thread cycles through the sessions given as the script's argument.
+function init(args)
+  sessions = {}
+  for s in string.gmatch(args[1], "[^,]+") do table.insert(sessions, s) end
+  position = 0
+end
+request = function()
+  position = position % #sessions + 1
+  return wrk.format("POST", nil, {
+    ["Content-Type"] = "application/json",
+    ["Accept"] = "application/json, text/event-stream",
+    ["MCP-Protocol-Version"] = "2025-11-25",
+    ["Mcp-Session-Id"] = sessions[position],
+  }, '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"state_get","arguments":{"key":"greeting"}}}')
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(url: str, body: dict, session: str | None = None) -> tuple[dict, str | None]:
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if session:
+        headers["Mcp-Session-Id"] = session
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read()), response.headers.get("Mcp-Session-Id")
+
+
+def open_session(url: str) -> str:
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "load", "version": "1"}}}
+    _, session = post(url, init)
+    assert session
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "state_set", "arguments": {"key": "greeting", "value": {"hello": "world"}}}}
+    answer, _ = post(url, call, session)
+    assert answer["result"]["content"][0]["text"] == "ok", answer
+    return session
+
+
+def measure(binary: str, storage: str, cache: str, seconds: int, workdir: str) -> dict:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    server = subprocess.Popen([binary, "--port", str(port), "--storage", storage, "--cache", cache],
+                              cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit(f"server for {storage} did not start")
+                time.sleep(0.05)
+        sessions = [open_session(url) for _ in range(CONNECTIONS)]
+        script = os.path.join(workdir, "state_get.lua")
+        with open(script, "w") as f:
+            f.write(LUA)
+        run = subprocess.run(["wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", f"{seconds}s", "--latency",
+                              "-s", script, url, "--", ",".join(sessions)], capture_output=True, text=True, check=True)
+        out = run.stdout
+        if "Non-2xx" in out or "Socket errors" in out:
+            raise SystemExit(f"errors under load for {storage} cache {cache}:\n{out}")
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()
+        p99_ms = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+        return {"rps": rps, "p99_ms": p99_ms}
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+def main() -> None:
+    binary, postgres_url = sys.argv[1], sys.argv[2]
+    seconds = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+    with tempfile.TemporaryDirectory() as workdir:
+        schema = f"load_{uuid.uuid4().hex[:8]}"
+        storages = [
+            ("memory", "memory:"),
+            ("SQLite", f"sqlite:{workdir}/load.db"),
+            ("PostgreSQL", f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema={schema}"),
+        ]
+        for label, storage in storages:
+            for cache in ("lru", "none"):
+                figures = measure(binary, storage, cache, seconds, workdir)
+                print(json.dumps({
+                    "name": f"Server state_get {label} front {'on' if cache == 'lru' else 'off'}",
+                    "value": round(figures["rps"]), "unit": "req/s", "p99_ms": figures["p99_ms"],
+                    "connections": CONNECTIONS,
+                }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
