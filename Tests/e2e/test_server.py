@@ -373,6 +373,33 @@ class TwoInstanceTests(unittest.TestCase):
         self.assertEqual(raw_post(self.a.url, tool_call("state_get", {"key": "k"}), mcp_session_id=sid).status_code, 404)
 
 
+class ClusterScriptTests(unittest.TestCase):
+    """`scripts/cluster`: three instances behind nginx, round-robin, over one PostgreSQL."""
+
+    def setUp(self) -> None:
+        self.port = free_port()
+        self.env = dict(os.environ, MCP_SERVER_BINARY=BINARY, CLUSTER_PORT=str(self.port),
+                        CLUSTER_STORAGE=fresh_schema(require_postgres(POSTGRES_URL)))
+        self.script = str(ROOT / "scripts/cluster")
+        subprocess.run([self.script, "start", "3"], env=self.env, check=True, capture_output=True, timeout=600)
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+
+    def tearDown(self) -> None:
+        subprocess.run([self.script, "stop"], env=self.env, check=True, capture_output=True, timeout=120)
+
+    def test_a_session_works_whichever_instance_answers(self) -> None:
+        async def main() -> None:
+            async with connect(self.url) as c:
+                for i in range(9):  # three rounds over the three instances
+                    await c.session.call_tool("state_set", {"key": "n", "value": i})
+                    self.assertEqual(text(await c.session.call_tool("state_get", {"key": "n"})), str(i))
+            session_id, token, before = await interrupted_ticker(self.url, count=8, after=2)
+            result, after = await resume_ticker(self.url, session_id, token, count=8)
+            self.assertEqual((result, before + after), ("done", [f"tick {i}" for i in range(8)]))
+
+        anyio.run(main)
+
+
 class OutageTests(unittest.TestCase):
     def test_storage_outage_gives_503_then_heals(self) -> None:
         url = fresh_schema(require_postgres(POSTGRES_FAULTS_URL))
