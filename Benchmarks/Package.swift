@@ -9,6 +9,7 @@ let package = Package(
     dependencies: [
         .package(name: "swift-mcp-session-storage", path: ".."),
         .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .executableTarget(
@@ -25,7 +26,12 @@ let package = Package(
         .executableTarget(
             name: "FrontMemory",
             dependencies: [.product(name: "MCPSessionStorage", package: "swift-mcp-session-storage")],
-            path: "Benchmarks/FrontMemory"
+            path: "Tools/FrontMemory"
+        ),
+        .executableTarget(
+            name: "HTTPFloor",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            path: "Tools/HTTPFloor"
         ),
     ],
     swiftLanguageModes: [.v6]
