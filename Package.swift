@@ -72,7 +72,7 @@ let package = Package(
         .testTarget(
             name: "MCPSessionServerTests",
             dependencies: [
-                "MCPSessionServer",
+                "MCPSessionServer", "MCPSessionStorageSQLite",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

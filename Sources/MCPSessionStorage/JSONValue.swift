@@ -130,6 +130,12 @@ extension JSONValue {
         return object[key]
     }
 
+    /// The number of an integer value; `nil` for any other value.
+    public var intValue: Int64? {
+        guard case .int(let number) = self else { return nil }
+        return number
+    }
+
     /// The text of a string value; `nil` for any other value.
     public var stringValue: String? {
         guard case .string(let text) = self else { return nil }
