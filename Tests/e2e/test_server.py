@@ -336,10 +336,13 @@ class RestartTests(unittest.TestCase):
 class TwoInstanceTests(unittest.TestCase):
     """Two servers over one PostgreSQL database, each with its front and the NOTIFY bus."""
 
+    def arguments(self) -> list[str]:
+        return ["--storage", fresh_schema(require_postgres(POSTGRES_URL))]
+
     def setUp(self) -> None:
-        url = fresh_schema(require_postgres(POSTGRES_URL))
-        self.a = Server("--storage", url).start()
-        self.b = Server("--storage", url).start()
+        arguments = self.arguments()
+        self.a = Server(*arguments).start()
+        self.b = Server(*arguments).start()
 
     def tearDown(self) -> None:
         self.a.kill()
@@ -371,6 +374,56 @@ class TwoInstanceTests(unittest.TestCase):
         self.assertEqual(raw_post(self.b.url, tool_call("state_get", {"key": "k"}), mcp_session_id=sid).status_code, 200)
         self.assertEqual(httpx2.delete(self.b.url, headers={"mcp-session-id": sid}).status_code, 200)
         self.assertEqual(raw_post(self.a.url, tool_call("state_get", {"key": "k"}), mcp_session_id=sid).status_code, 404)
+
+
+class SharedSQLiteWithPostgresBusTests(TwoInstanceTests):
+    """The same, over one SQLite file, with `--bus postgres://…`: the batched, numbered bus."""
+
+    def arguments(self) -> list[str]:
+        self.directory = tempfile.TemporaryDirectory()
+        self.addCleanup(self.directory.cleanup)
+        return ["--storage", f"sqlite:{self.directory.name}/shared.db", "--bus", require_postgres(POSTGRES_URL)]
+
+    def test_state_written_on_one_is_read_on_the_other_at_once(self) -> None:
+        """This bus sends after the commit, batched up to 2 ms: B sees a write once the
+        message arrives (milliseconds), not necessarily on the very next request."""
+
+        async def main() -> None:
+            async with connect(self.a.url) as on_a:
+                async with connect(self.b.url, on_a.session_id) as on_b:
+                    self.assertEqual(text(await on_b.session.call_tool("state_get", {"key": "k"})), "null")
+                    for i in range(5):
+                        await on_a.session.call_tool("state_set", {"key": "k", "value": i})
+                        seen, deadline = None, time.monotonic() + 2
+                        while seen != str(i) and time.monotonic() < deadline:
+                            seen = text(await on_b.session.call_tool("state_get", {"key": "k"}))
+                        self.assertEqual(seen, str(i))
+
+        anyio.run(main)
+
+    def test_delete_on_one_ends_the_session_on_both(self) -> None:
+        sid = raw_post(self.a.url, INIT, accept="application/json").headers["mcp-session-id"]
+        self.assertEqual(raw_post(self.b.url, tool_call("state_get", {"key": "k"}), mcp_session_id=sid).status_code, 200)
+        self.assertEqual(httpx2.delete(self.b.url, headers={"mcp-session-id": sid}).status_code, 200)
+        status, deadline = 200, time.monotonic() + 2
+        while status != 404 and time.monotonic() < deadline:
+            status = raw_post(self.a.url, tool_call("state_get", {"key": "k"}), mcp_session_id=sid).status_code
+        self.assertEqual(status, 404)
+
+
+class CommandLineTests(unittest.TestCase):
+    def test_bad_flags_fail_with_a_clear_message(self) -> None:
+        for arguments, message in [
+            (["--storage", "redis://127.0.0.1:6379"], "no redis backend"),
+            (["--storage", "dynamodb:sessions"], "no dynamodb backend"),
+            (["--storage", "mysql://x"], "expected memory:, sqlite:PATH or postgres://"),
+            (["--bus", "kafka://x"], "expected auto, none or postgres://"),
+            (["--cache", "arc"], "--cache"),
+            (["--session-ttl", "0"], "--session-ttl must be positive"),
+        ]:
+            run = subprocess.run([BINARY, *arguments], capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(run.returncode, 0, arguments)
+            self.assertIn(message, run.stderr, arguments)
 
 
 class ClusterScriptTests(unittest.TestCase):
