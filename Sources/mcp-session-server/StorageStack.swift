@@ -39,7 +39,9 @@ struct StorageStack {
         var busName = "none"
         if let busURL = busSpec.resolved(for: spec) {
             let postgresBus: PostgresChangeBus
-            if let attachable, case .postgres(let storageURL) = spec, storageURL == busURL {
+            // `auto` over PostgreSQL: the NOTIFY rides inside each write (atomic). A bus URL
+            // given explicitly, even the storage's own, gets the batched sender (faster writes).
+            if let attachable, busSpec == .auto {
                 postgresBus = try PostgresChangeBus(attachedTo: attachable, logger: logger)
                 busName = "postgres (NOTIFY inside writes)"
             } else {
