@@ -30,7 +30,8 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     private let migration = Mutex<Task<Void, any Error>?>(nil)
     private let watchdog = DeadlineWatchdog()
     private let emitter = Mutex<ChangeEmitter?>(nil)
-    private let sessionReads: ReadBatcher<SessionInfo>
+    private let sessionReads: Batcher<Void, SessionInfo>
+    private let stateWrites: Batcher<StateWrite, Int64>
 
     /// Where committed writes announce themselves when a `PostgresChangeBus` is attached.
     struct ChangeEmitter: Sendable {
@@ -53,7 +54,9 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         // which grows with the load (to 64 ids). Measured at 16 callers: 44k reads/s with 1 or
         // 2 slots, 21k unbatched. PostgreSQL reads never wait on row locks, so a batch only
         // waits on the network, and a hung one is abandoned at the operation timeout.
-        self.sessionReads = ReadBatcher(maxInFlight: 1)
+        self.sessionReads = Batcher(maxInFlight: 1, distinctSessions: false)
+        // State writes of different sessions likewise share one UPDATE and one commit.
+        self.stateWrites = Batcher(maxInFlight: 1, distinctSessions: true)
     }
 
     /// Runs the client's connection pool until cancelled or graceful shutdown.
@@ -158,9 +161,10 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     /// its own and its own, two timeouts.
     public func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
         do {
-            return try await sessionReads.load(id) { [self] ids in
+            return try await sessionReads.run(id, ()) { [self] calls in
                 try await bounded { [self] in
-                    if ids.count == 1 { return try await first(SelectSession(id: ids[0])).map { [ids[0]: $0] } ?? [:] }
+                    if calls.count == 1 { return try await first(SelectSession(id: id)).map { [id: $0] } ?? [:] }
+                    let ids = Array(Set(calls.map(\.id)))
                     return Dictionary(try await all(SelectSessions(ids: ids)).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
                 }
             }
@@ -242,16 +246,44 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     }
 
     @discardableResult
+    /// Concurrent writes to different sessions share one statement (see `Batcher`); a write the
+    /// batch did not apply (a missing session, a full one) runs alone to learn why.
     public func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
         let data = try limits.encodeStateValue(value, forKey: key)
-        let statement = SetState(
-            id: id, key: key, json: String(decoding: data, as: UTF8.self), size: SessionLimits.entryBytes(key: key, value: data), now: Date(),
-            limit: limits.maxStateBytesPerSession)
+        let write = StateWrite(key: key, json: String(decoding: data, as: UTF8.self), size: SessionLimits.entryBytes(key: key, value: data))
+        let now = Date()
+        do {
+            let batched = try await stateWrites.run(id, write) { [self] calls in
+                try await bounded { [self] in try await setStates(calls, now: now) }
+            }
+            if let batched { return batched }
+        } catch {
+            throw PostgresErrors.map(error, "setting state of \(id)")
+        }
+        let statement = SetState(id: id, key: key, json: write.json, size: write.size, now: now, limit: limits.maxStateBytesPerSession)
         return try await perform("setting state of \(id)") { [self] in
-            if let version = try await write(statement, kind: "c", suffix: "|" + id.rawValue) { return version }
+            if let version = try await self.write(statement, kind: "c", suffix: "|" + id.rawValue) { return version }
             guard try await exists(id) else { throw SessionStorageError.sessionNotFound(id) }
             throw SessionStorageError(.limitExceeded, "setting '\(key)' would take session \(id) past its state limit of \(limits.maxStateBytesPerSession) bytes")
         }
+    }
+
+    /// One batch of state writes: one statement for a lone write, one `UPDATE … FROM unnest`
+    /// for several. Sessions the statement did not change are left out of the answer.
+    private func setStates(_ calls: [(id: SessionID, input: StateWrite)], now: Date) async throws -> [SessionID: Int64] {
+        let limit = limits.maxStateBytesPerSession
+        if calls.count == 1, let call = calls.first {
+            let statement = SetState(id: call.id, key: call.input.key, json: call.input.json, size: call.input.size, now: now, limit: limit)
+            return try await write(statement, kind: "c", suffix: "|" + call.id.rawValue).map { [call.id: $0] } ?? [:]
+        }
+        let statement = SetStates(calls: calls, now: now, limit: limit)
+        let rows: [(SessionID, Int64)]
+        if let emitter = emitter.withLock({ $0 }) {
+            rows = try await all(SetStates.Notifying(base: statement, channel: emitter.channel, prefix: "c|\(emitter.origin)|0|"))
+        } else {
+            rows = try await all(statement)
+        }
+        return Dictionary(rows, uniquingKeysWith: { first, _ in first })
     }
 
     @discardableResult

@@ -217,6 +217,74 @@ struct SetState: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
 }
 
+/// One state write waiting for a batch.
+struct StateWrite: Sendable {
+    let key: String
+    let json: String
+    let size: Int
+}
+
+/// Several sessions' state writes (one each) in one statement: `SetState` over `unnest`. The
+/// rows are locked in id order first, so batches from several instances cannot deadlock.
+struct SetStates: PostgresPreparedStatement {
+    static let name = "mcp_set_states"
+    static let steps = """
+        b AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[]) AS b(id, key, value, size)), \
+        locked AS MATERIALIZED (SELECT s.id FROM mcp_sessions s WHERE s.id = ANY($1::text[]) ORDER BY s.id FOR UPDATE), \
+        written AS (UPDATE mcp_sessions s SET state = s.state || jsonb_build_object(b.key, b.value::jsonb), \
+        state_sizes = s.state_sizes || jsonb_build_object(b.key, b.size), \
+        state_bytes = s.state_bytes - coalesce((s.state_sizes ->> b.key)::integer, 0) + b.size, \
+        version = s.version + 1, last_activity = $5 \
+        FROM b WHERE s.id = b.id AND s.id IN (SELECT id FROM locked) \
+        AND s.state_bytes - coalesce((s.state_sizes ->> b.key)::integer, 0) + b.size <= $6 RETURNING s.id, s.version)
+        """
+    static let sql = "WITH \(steps) SELECT id, version FROM written"
+    static let bindingDataTypes: [PostgresDataType] = [.textArray, .textArray, .textArray, .int4Array, .timestamptz, .int4]
+    typealias Row = (SessionID, Int64)
+    let calls: [(id: SessionID, input: StateWrite)]
+    let now: Date
+    let limit: Int
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 6)
+        bindings.append(calls.map(\.id.rawValue))
+        bindings.append(calls.map(\.input.key))
+        bindings.append(calls.map(\.input.json))
+        bindings.append(calls.map { Int32($0.input.size) })
+        bindings.append(now)
+        bindings.append(Int32(clamping: limit))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> (SessionID, Int64) {
+        let (id, version) = try row.decode((String, Int64).self)
+        do { return (try SessionID(validating: id), version) } catch { throw SessionStorageError.corrupted("stored session id is malformed") }
+    }
+
+    /// The same, sending each written session's change inside the statement.
+    struct Notifying: PostgresPreparedStatement {
+        static let name = "mcp_set_states_notify"
+        static let sql = """
+            WITH \(SetStates.steps), notified AS (SELECT count(*) FROM (SELECT pg_notify($7, $8 || version::text || '|' || id) \
+            FROM written) sent) SELECT id, version FROM written, notified
+            """
+        static let bindingDataTypes = SetStates.bindingDataTypes + [.text, .text]
+        typealias Row = (SessionID, Int64)
+        let base: SetStates
+        let channel: String
+        let prefix: String
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = try base.makeBindings()
+            bindings.append(channel)
+            bindings.append(prefix)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> (SessionID, Int64) { try base.decodeRow(row) }
+    }
+}
+
 struct RemoveState: PostgresPreparedStatement {
     static let name = "mcp_remove_state"
     static let sql = """

@@ -38,6 +38,49 @@ struct PostgresConformanceTests {
         #expect(try await first.recentEvents(in: id, limit: 100).map(\.id) == ids.joined().sorted())
     }
 
+    @Test("concurrent state writes share batches: every write lands once, and a refused one fails alone", arguments: [false, true])
+    func batchedStateWrites(notifying: Bool) async throws {
+        var limits = SessionLimits()
+        limits.maxStateBytesPerSession = 200
+        let storage = try PostgresTestEnvironment.storage(limits: limits)
+        // An attached bus makes every write, batched ones too, carry its NOTIFY.
+        let bus = notifying ? try PostgresChangeBus(attachedTo: storage) : nil
+        defer { withExtendedLifetime(bus) {} }
+        let sessions = try await (0..<8).asyncMap { _ in try await storage.createSession().id }
+        let full = try await storage.createSession().id
+        _ = try await storage.setState(.string(String(repeating: "x", count: 180)), forKey: "big", in: full)
+        let missing = SessionID.generate()
+        // 8 sessions × 6 writes, plus a full session and a missing one, all at once: batches
+        // form, holding each session at most once, with the two refusals among the rest.
+        let outcomes = await withTaskGroup(of: (SessionID, String, Result<Int64, SessionStorageError>).self) { group in
+            for round in 0..<6 {
+                for id in sessions + [full, missing] {
+                    group.addTask {
+                        let key = "k\(round)"
+                        do throws(SessionStorageError) {
+                            return (id, key, .success(try await storage.setState(.string(String(repeating: "v", count: 20)), forKey: key, in: id)))
+                        } catch {
+                            return (id, key, .failure(error))
+                        }
+                    }
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        for id in sessions {
+            let versions = outcomes.filter { $0.0 == id }.compactMap { try? $0.2.get() }
+            #expect(Set(versions) == Set(2...7), "each write of \(id) raised the version once")
+            let session = try #require(try await storage.session(id))
+            #expect(session.state.keys.sorted() == (0..<6).map { "k\($0)" })
+            #expect(session.version == 7)
+        }
+        for (id, code) in [(full, SessionStorageError.Code.limitExceeded), (missing, .sessionNotFound)] {
+            let failures = outcomes.filter { $0.0 == id }.compactMap { if case .failure(let error) = $0.2 { error.code } else { nil } }
+            #expect(failures == Array(repeating: code, count: 6))
+        }
+        #expect(try await storage.session(full)?.state.keys.sorted() == ["big"])
+    }
+
     @Test("three instances migrating one schema at once all succeed, once")
     func concurrentMigrations() async throws {
         let schema = PostgresTestEnvironment.freshSchema()
@@ -79,5 +122,13 @@ struct PostgresConformanceTests {
             configuration.schema = "x; DROP TABLE y"
             _ = try PostgresSessionStorage(configuration: configuration)
         }
+    }
+}
+
+extension Sequence where Element: Sendable {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var results: [T] = []
+        for element in self { results.append(try await transform(element)) }
+        return results
     }
 }
