@@ -27,17 +27,23 @@ func registerTiered() {
         return fixture
     })
 
-    Benchmark("Tiered set-state c1", closure: { benchmark, fixture in
-        try await fixture.perform(.setState, times: benchmark.scaledIterations.count)
-    }, setup: {
-        let durable = try await PostgresBench.storage(url: url, schema: "bench_tiered_set", connections: 1)
-        let bus = try PostgresChangeBus(attachedTo: durable, channel: "bench_tiered_set")
-        let tiered = TieredSessionStorage(durable: durable, bus: bus)
-        Task { await bus.run() }
-        Task { try await tiered.run() }
-        while !tiered.isFrontEnabled { try await Task.sleep(for: .milliseconds(10)) }
-        return try await Fixture.make(tiered)
-    })
+    // The two buses: NOTIFY inside each write (atomic), and batched NOTIFYs after the commits.
+    for (name, attached) in [("Tiered set-state c1", true), ("Tiered set-state c1 batched bus", false)] {
+        Benchmark(name, closure: { benchmark, fixture in
+            try await fixture.perform(.setState, times: benchmark.scaledIterations.count)
+        }, setup: {
+            let schema = attached ? "bench_tiered_set" : "bench_tiered_set_batched"
+            let durable = try await PostgresBench.storage(url: url, schema: schema, connections: 1)
+            let bus = try attached
+                ? PostgresChangeBus(attachedTo: durable, channel: schema)
+                : PostgresChangeBus(configuration: durable.configuration, channel: schema)
+            let tiered = TieredSessionStorage(durable: durable, bus: bus)
+            Task { await bus.run() }
+            Task { try await tiered.run() }
+            while !tiered.isFrontEnabled { try await Task.sleep(for: .milliseconds(10)) }
+            return try await Fixture.make(tiered)
+        })
+    }
 }
 
 final class DictionaryFixture: Sendable {
