@@ -32,6 +32,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     private let emitter = Mutex<ChangeEmitter?>(nil)
     private let sessionReads: Batcher<Void, SessionInfo>
     private let stateWrites: Batcher<StateWrite, Int64>
+    private let eventWrites: Batcher<EventWrite, Int64>
 
     /// Where committed writes announce themselves when a `PostgresChangeBus` is attached.
     struct ChangeEmitter: Sendable {
@@ -55,8 +56,9 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         // 2 slots, 21k unbatched. PostgreSQL reads never wait on row locks, so a batch only
         // waits on the network, and a hung one is abandoned at the operation timeout.
         self.sessionReads = Batcher(maxInFlight: 1, distinctSessions: false)
-        // State writes of different sessions likewise share one UPDATE and one commit.
+        // Writes of different sessions likewise share one statement and one commit.
         self.stateWrites = Batcher(maxInFlight: 1, distinctSessions: true)
+        self.eventWrites = Batcher(maxInFlight: 1, distinctSessions: true)
     }
 
     /// Runs the client's connection pool until cancelled or graceful shutdown.
@@ -299,17 +301,46 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     // MARK: Events
 
     @discardableResult
+    /// Concurrent appends to different sessions share one statement (see `Batcher`).
     public func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent {
         let data = try limits.encodeEvent(event)
         let now = Date()
-        let statement = AppendEvent(
-            id: id, now: now, event: event, data: data.map { String(decoding: $0, as: UTF8.self) }, keep: limits.maxEventsPerSession)
-        let suffix = "|\(event.stream.rawValue.utf8.count)|\(event.stream.rawValue)\(id.rawValue)"
-        let eventID = try await perform("appending an event to \(id)") { [self] in try await write(statement, kind: "e", suffix: suffix) }
+        let write = EventWrite(
+            stream: event.stream.rawValue, type: event.type, data: data.map { String(decoding: $0, as: UTF8.self) },
+            retryMilliseconds: event.retryMilliseconds.map { Int32(clamping: $0) },
+            notifySuffix: "|\(event.stream.rawValue.utf8.count)|\(event.stream.rawValue)\(id.rawValue)")
+        let eventID: Int64?
+        do {
+            eventID = try await eventWrites.run(id, write) { [self] calls in
+                try await bounded { [self] in try await appendEvents(calls, now: now) }
+            }
+        } catch {
+            throw PostgresErrors.map(error, "appending an event to \(id)")
+        }
         guard let eventID else { throw .sessionNotFound(id) }
         var normalized = event
         normalized.data = try data.map { (data) throws(SessionStorageError) in try JSONValue.decode(data) }
         return SSEEvent(id: eventID, event: normalized, timestamp: now)
+    }
+
+    /// One batch of appends: one statement for a lone append, one over `unnest` for several.
+    /// A session the statement found no row for is left out of the answer.
+    private func appendEvents(_ calls: [(id: SessionID, input: EventWrite)], now: Date) async throws -> [SessionID: Int64] {
+        let keep = limits.maxEventsPerSession
+        if calls.count == 1, let call = calls.first {
+            let statement = AppendEvent(
+                id: call.id, now: now, stream: call.input.stream, type: call.input.type, data: call.input.data,
+                retryMilliseconds: call.input.retryMilliseconds, keep: keep)
+            return try await write(statement, kind: "e", suffix: call.input.notifySuffix).map { [call.id: $0] } ?? [:]
+        }
+        let statement = AppendEvents(calls: calls, now: now, keep: keep)
+        let rows: [(SessionID, Int64)]
+        if let emitter = emitter.withLock({ $0 }) {
+            rows = try await all(AppendEvents.Notifying(base: statement, channel: emitter.channel, prefix: "e|\(emitter.origin)|0|"))
+        } else {
+            rows = try await all(statement)
+        }
+        return Dictionary(rows, uniquingKeysWith: { first, _ in first })
     }
 
     public func events(in id: SessionID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {

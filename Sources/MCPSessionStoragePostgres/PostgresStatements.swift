@@ -256,10 +256,7 @@ struct SetStates: PostgresPreparedStatement {
         return bindings
     }
 
-    func decodeRow(_ row: PostgresRow) throws -> (SessionID, Int64) {
-        let (id, version) = try row.decode((String, Int64).self)
-        do { return (try SessionID(validating: id), version) } catch { throw SessionStorageError.corrupted("stored session id is malformed") }
-    }
+    func decodeRow(_ row: PostgresRow) throws -> (SessionID, Int64) { try SessionRow.idAndNumber(row) }
 
     /// The same, sending each written session's change inside the statement.
     struct Notifying: PostgresPreparedStatement {
@@ -326,23 +323,113 @@ struct AppendEvent: PostgresPreparedStatement {
     typealias Row = Int64
     let id: SessionID
     let now: Date
-    let event: NewEvent
+    let stream: String
+    let type: String?
     let data: String?
+    let retryMilliseconds: Int32?
     let keep: Int
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings(capacity: 7)
         bindings.append(id.rawValue)
         bindings.append(now)
-        bindings.append(event.stream.rawValue)
-        bindings.append(event.type)
+        bindings.append(stream)
+        bindings.append(type)
         bindings.append(data)
-        bindings.append(event.retryMilliseconds.map { Int32(clamping: $0) })
+        bindings.append(retryMilliseconds)
         bindings.append(Int64(keep))
         return bindings
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
+}
+
+/// One append waiting for a batch.
+struct EventWrite: Sendable {
+    let stream: String
+    let type: String?
+    let data: String?
+    let retryMilliseconds: Int32?
+    /// The tail of its change message (`|<stream bytes>|<stream><session>`), for the NOTIFY.
+    let notifySuffix: String
+}
+
+/// Several sessions' appends (one each) in one statement: `AppendEvent` over `unnest`, the
+/// session rows locked in id order first so batches from several instances cannot deadlock.
+struct AppendEvents: PostgresPreparedStatement {
+    static let name = "mcp_append_events"
+    // PostgresNIO's arrays hold no NULLs, so each optional column travels with a presence flag.
+    static let steps = """
+        b AS (SELECT session_id, stream, CASE WHEN has_type THEN type END AS type, CASE WHEN has_data THEN data END AS data, \
+        CASE WHEN has_retry THEN retry_ms END AS retry_ms, suffix \
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[], $5::text[], $6::bool[], $7::int4[], $8::bool[], $9::text[]) \
+        AS u(session_id, stream, type, has_type, data, has_data, retry_ms, has_retry, suffix)), \
+        locked AS MATERIALIZED (SELECT s.id FROM mcp_sessions s WHERE s.id = ANY($1::text[]) ORDER BY s.id FOR UPDATE), \
+        next AS (UPDATE mcp_sessions s SET last_event_id = s.last_event_id + 1, last_activity = $10 \
+        FROM b WHERE s.id = b.session_id AND s.id IN (SELECT id FROM locked) RETURNING s.id, s.last_event_id), \
+        inserted AS (INSERT INTO mcp_session_events (session_id, id, stream, created_at, type, data, retry_ms) \
+        SELECT next.id, next.last_event_id, b.stream, $10, b.type, b.data, b.retry_ms FROM next JOIN b ON b.session_id = next.id \
+        RETURNING session_id, id), \
+        trimmed AS (DELETE FROM mcp_session_events e USING inserted i WHERE e.session_id = i.session_id AND e.id <= i.id - $11)
+        """
+    static let sql = "WITH \(steps) SELECT session_id, id FROM inserted"
+    static let bindingDataTypes: [PostgresDataType] = [
+        .textArray, .textArray, .textArray, .boolArray, .textArray, .boolArray, .int4Array, .boolArray, .textArray, .timestamptz, .int8,
+    ]
+    typealias Row = (SessionID, Int64)
+    let calls: [(id: SessionID, input: EventWrite)]
+    let now: Date
+    let keep: Int
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 11)
+        bindings.append(calls.map(\.id.rawValue))
+        bindings.append(calls.map(\.input.stream))
+        bindings.append(calls.map { $0.input.type ?? "" })
+        bindings.append(calls.map { $0.input.type != nil })
+        bindings.append(calls.map { $0.input.data ?? "" })
+        bindings.append(calls.map { $0.input.data != nil })
+        bindings.append(calls.map { $0.input.retryMilliseconds ?? 0 })
+        bindings.append(calls.map { $0.input.retryMilliseconds != nil })
+        bindings.append(calls.map(\.input.notifySuffix))
+        bindings.append(now)
+        bindings.append(Int64(keep))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> (SessionID, Int64) { try SessionRow.idAndNumber(row) }
+
+    /// The same, sending each appended event's change inside the statement.
+    struct Notifying: PostgresPreparedStatement {
+        static let name = "mcp_append_events_notify"
+        static let sql = """
+            WITH \(AppendEvents.steps), notified AS (SELECT count(*) FROM (SELECT pg_notify($12, $13 || i.id::text || b.suffix) \
+            FROM inserted i JOIN b ON b.session_id = i.session_id) sent) SELECT session_id, id FROM inserted, notified
+            """
+        static let bindingDataTypes = AppendEvents.bindingDataTypes + [.text, .text]
+        typealias Row = (SessionID, Int64)
+        let base: AppendEvents
+        let channel: String
+        let prefix: String
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = try base.makeBindings()
+            bindings.append(channel)
+            bindings.append(prefix)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> (SessionID, Int64) { try base.decodeRow(row) }
+    }
+}
+
+/// Decoding shared by the batch statements.
+enum SessionRow {
+    /// A session id and a number (a version, an event id).
+    static func idAndNumber(_ row: PostgresRow) throws -> (SessionID, Int64) {
+        let (id, number) = try row.decode((String, Int64).self)
+        do { return (try SessionID(validating: id), number) } catch { throw SessionStorageError.corrupted("stored session id is malformed") }
+    }
 }
 
 enum EventColumns {

@@ -81,6 +81,47 @@ struct PostgresConformanceTests {
         #expect(try await storage.session(full)?.state.keys.sorted() == ["big"])
     }
 
+    @Test("concurrent appends share batches: ids rise per session, optional fields survive, retention holds", arguments: [false, true])
+    func batchedAppends(notifying: Bool) async throws {
+        var limits = SessionLimits()
+        limits.maxEventsPerSession = 4
+        let storage = try PostgresTestEnvironment.storage(limits: limits)
+        let bus = notifying ? try PostgresChangeBus(attachedTo: storage) : nil
+        defer { withExtendedLifetime(bus) {} }
+        let sessions = try await (0..<8).asyncMap { _ in try await storage.createSession().id }
+        let missing = SessionID.generate()
+        // Every third event has no data, every other one a type, every fourth a retry.
+        func event(_ n: Int) -> NewEvent {
+            NewEvent(stream: .standalone, type: n % 2 == 0 ? "message" : nil, data: n % 3 == 0 ? nil : .int(Int64(n)), retryMilliseconds: n % 4 == 0 ? 500 : nil)
+        }
+        let outcomes = await withTaskGroup(of: (SessionID, Int, Result<SSEEvent, SessionStorageError>).self) { group in
+            for n in 0..<6 {
+                for id in sessions + [missing] {
+                    group.addTask {
+                        do throws(SessionStorageError) {
+                            return (id, n, .success(try await storage.appendEvent(event(n), to: id)))
+                        } catch {
+                            return (id, n, .failure(error))
+                        }
+                    }
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+        for id in sessions {
+            let appended = outcomes.filter { $0.0 == id }.compactMap { outcome in (try? outcome.2.get()).map { (outcome.1, $0) } }
+            #expect(Set(appended.map(\.1.id)) == Set(1...6), "ids of \(id)")
+            let kept = try await storage.recentEvents(in: id, limit: 10)
+            #expect(kept.map(\.id) == [3, 4, 5, 6], "retention of \(id)")
+            for stored in kept {
+                let n = try #require(appended.first { $0.1.id == stored.id }?.0)
+                #expect((stored.type, stored.data, stored.retryMilliseconds) == (event(n).type, event(n).data, event(n).retryMilliseconds))
+            }
+        }
+        let failures = outcomes.filter { $0.0 == missing }.compactMap { if case .failure(let error) = $0.2 { error.code } else { nil } }
+        #expect(failures == Array(repeating: .sessionNotFound, count: 6))
+    }
+
     @Test("three instances migrating one schema at once all succeed, once")
     func concurrentMigrations() async throws {
         let schema = PostgresTestEnvironment.freshSchema()
