@@ -154,7 +154,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         return session
     }
 
-    /// Concurrent reads of different sessions share round trips (see `ReadBatcher`); a batch of
+    /// Concurrent reads of different sessions share round trips (see `Batcher`); a batch of
     /// one runs the single-row statement.
     ///
     /// Each batch, not each caller, runs under the operation timeout: a batch holds the only

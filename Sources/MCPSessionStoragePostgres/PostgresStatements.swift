@@ -75,7 +75,7 @@ struct SelectSession: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> SessionInfo { try SessionColumns.decode(row, id: id) }
 }
 
-/// Several sessions in one round trip (`ReadBatcher`); the id comes last to tell rows apart.
+/// Several sessions in one round trip (`Batcher`); the id comes last to tell rows apart.
 struct SelectSessions: PostgresPreparedStatement {
     static let name = "mcp_select_sessions"
     static let sql = "SELECT \(SessionColumns.list), id FROM mcp_sessions WHERE id = ANY($1)"
