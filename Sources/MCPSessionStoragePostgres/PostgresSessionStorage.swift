@@ -317,6 +317,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         } catch {
             throw PostgresErrors.map(error, "appending an event to \(id)")
         }
+        // A batch leaves out only a session it found no row for.
         guard let eventID else { throw .sessionNotFound(id) }
         var normalized = event
         normalized.data = try data.map { (data) throws(SessionStorageError) in try JSONValue.decode(data) }
@@ -392,6 +393,8 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     // MARK: Housekeeping
 
     @discardableResult
+    /// The rows are locked in id order, like a batch's, so an expiry pass and a batch of writes
+    /// never wait on each other in a cycle.
     public func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID] {
         let emitter = emitter.withLock { $0 }
         return try await perform("expiring sessions") { [self] in
@@ -400,12 +403,17 @@ public final class PostgresSessionStorage: SessionStorage, Service {
             if let emitter {
                 rows = try await client.query(
                     """
-                    WITH expired AS (DELETE FROM mcp_sessions WHERE last_activity < \(cutoff) RETURNING id), \
+                    WITH expired AS (DELETE FROM mcp_sessions WHERE id IN \
+                    (SELECT id FROM mcp_sessions WHERE last_activity < \(cutoff) ORDER BY id FOR UPDATE) RETURNING id), \
                     notified AS (SELECT count(*) FROM (SELECT pg_notify(\(emitter.channel), \("d|\(emitter.origin)|0|") || id) FROM expired) sent) \
                     SELECT id FROM expired, notified
                     """, logger: logger)
             } else {
-                rows = try await client.query("DELETE FROM mcp_sessions WHERE last_activity < \(cutoff) RETURNING id", logger: logger)
+                rows = try await client.query(
+                    """
+                    DELETE FROM mcp_sessions WHERE id IN \
+                    (SELECT id FROM mcp_sessions WHERE last_activity < \(cutoff) ORDER BY id FOR UPDATE) RETURNING id
+                    """, logger: logger)
             }
             for try await text in rows.decode(String.self) {
                 if let id = try? SessionID(validating: text) { ids.append(id) }
