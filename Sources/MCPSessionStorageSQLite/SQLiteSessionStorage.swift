@@ -20,6 +20,14 @@ public final class SQLiteSessionStorage: SessionStorage {
     private let pool: DatabasePool
     private let readers: SQLiteReaders
     private let logger: Logger
+    /// Concurrent appends to different sessions share one write transaction.
+    private let eventWrites = Batcher<PendingEvent, Int64>(maxInFlight: 1, distinctSessions: true)
+
+    private struct PendingEvent: Sendable {
+        let event: NewEvent
+        let data: Data?
+        let now: Date
+    }
 
     /// Opens (creating if needed) the database file and brings its schema up to date.
     /// - Throws: `unavailable` when the file cannot be opened; `corrupted` when it is not a
@@ -255,27 +263,54 @@ public final class SQLiteSessionStorage: SessionStorage {
 
     // MARK: Events
 
+    /// Appends that arrive while another is being written wait, and then go together in one
+    /// transaction, each in a savepoint of its own: under concurrency, one writer-lock round
+    /// and one commit serve many appends. An append the batch could not make (its session is
+    /// missing, or it failed) runs alone, to report why.
     @discardableResult
     public func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent {
         let data = try limits.encodeEvent(event)
+        let pending = PendingEvent(event: event, data: data, now: Date())
         let keep = Int64(limits.maxEventsPerSession)
-        let now = Date()
-        let stored = try write("appending an event to \(id)") { db -> Int64 in
-            guard let eventID = try Int64.fetchOne(db.cachedStatement(sql: SQL.nextEventID), arguments: [now.timeIntervalSince1970, id.rawValue]) else {
-                throw SessionStorageError.sessionNotFound(id)
+        var stored: Int64?
+        do {
+            stored = try await eventWrites.run(id, pending) { [self] calls in
+                try write("appending events") { db in
+                    var ids: [SessionID: Int64] = [:]
+                    for call in calls {
+                        try? db.inSavepoint {
+                            ids[call.id] = try Self.append(call.input, to: call.id, keep: keep, in: db)
+                            return .commit
+                        }
+                    }
+                    return ids
+                }
             }
-            try db.cachedStatement(sql: SQL.insertEvent).execute(arguments: [
-                id.rawValue, eventID, event.stream.rawValue, now.timeIntervalSince1970, event.type, data, event.retryMilliseconds,
-            ])
-            // Ids are dense per session, so "keep the newest N" is one indexed range delete.
-            if eventID > keep {
-                try db.cachedStatement(sql: SQL.trimEvents).execute(arguments: [id.rawValue, eventID - keep])
-            }
-            return eventID
+        } catch {
+            throw Self.map(error, "appending an event to \(id)")
         }
+        if stored == nil {
+            stored = try write("appending an event to \(id)") { db in try Self.append(pending, to: id, keep: keep, in: db) }
+        }
+        guard let stored else { throw .sessionNotFound(id) }
+        let now = pending.now
         var normalized = event
         normalized.data = try data.map { (data) throws(SessionStorageError) in try JSONValue.decode(data) }
         return SSEEvent(id: stored, event: normalized, timestamp: now)
+    }
+
+    /// One append inside a write transaction; `nil` when the session does not exist.
+    private static func append(_ pending: PendingEvent, to id: SessionID, keep: Int64, in db: Database) throws -> Int64? {
+        let now = pending.now.timeIntervalSince1970
+        guard let eventID = try Int64.fetchOne(db.cachedStatement(sql: SQL.nextEventID), arguments: [now, id.rawValue]) else { return nil }
+        try db.cachedStatement(sql: SQL.insertEvent).execute(arguments: [
+            id.rawValue, eventID, pending.event.stream.rawValue, now, pending.event.type, pending.data, pending.event.retryMilliseconds,
+        ])
+        // Ids are dense per session, so "keep the newest N" is one indexed range delete.
+        if eventID > keep {
+            try db.cachedStatement(sql: SQL.trimEvents).execute(arguments: [id.rawValue, eventID - keep])
+        }
+        return eventID
     }
 
     public func events(in id: SessionID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {

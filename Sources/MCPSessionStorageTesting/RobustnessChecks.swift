@@ -94,8 +94,82 @@ extension SessionStorageConformance {
         ]
     }
 
+    /// Runs every (session, round) pair at once; each outcome with its session and round.
+    static func all<T: Sendable>(
+        _ sessions: [SessionID], rounds: Int, _ call: @escaping @Sendable (SessionID, Int) async throws(SessionStorageError) -> T
+    ) async -> [(SessionID, Int, Result<T, SessionStorageError>)] {
+        await withTaskGroup(of: (SessionID, Int, Result<T, SessionStorageError>).self) { group in
+            for round in 0..<rounds {
+                for id in sessions {
+                    group.addTask {
+                        do throws(SessionStorageError) {
+                            return (id, round, .success(try await call(id, round)))
+                        } catch {
+                            return (id, round, .failure(error))
+                        }
+                    }
+                }
+            }
+            return await group.reduce(into: []) { $0.append($1) }
+        }
+    }
+
+    /// The error codes of a session's failed calls.
+    static func failures<T>(of id: SessionID, in outcomes: [(SessionID, Int, Result<T, SessionStorageError>)]) -> [SessionStorageError.Code] {
+        outcomes.filter { $0.0 == id }.compactMap { if case .failure(let error) = $0.2 { error.code } else { nil } }
+    }
+
     static var concurrencyChecks: [Check] {
         [
+            // Backends may run concurrent writes of different sessions as one statement or
+            // transaction: each write must still land once, and a refused one fail alone.
+            Check("parallel state writes over many sessions: each lands once, a refused one fails alone") { context in
+                let storage = try await context.storage(SessionLimits(maxStateBytesPerSession: 200))
+                var sessions: [SessionID] = []
+                for _ in 0..<8 { sessions.append(try await storage.createSession().id) }
+                let full = try await storage.createSession().id
+                try await storage.setState(.string(String(repeating: "x", count: 180)), forKey: "big", in: full)
+                let missing = SessionID.generate()
+                let outcomes = await all(sessions + [full, missing], rounds: 6) { id, round throws(SessionStorageError) in
+                    try await storage.setState(.string(String(repeating: "v", count: 20)), forKey: "k\(round)", in: id)
+                }
+                for id in sessions {
+                    let versions = outcomes.filter { $0.0 == id }.compactMap { try? $0.2.get() }
+                    try expectEqual(Set(versions), Set(2...7), "versions of one session's six writes")
+                    let loaded = try require(try await storage.session(id), "session")
+                    try expectEqual(loaded.state.keys.sorted(), (0..<6).map { "k\($0)" }, "keys")
+                    try expectEqual(loaded.version, 7, "version")
+                }
+                try expectEqual(failures(of: full, in: outcomes), Array(repeating: .limitExceeded, count: 6), "writes to the full session")
+                try expectEqual(failures(of: missing, in: outcomes), Array(repeating: .sessionNotFound, count: 6), "writes to a missing session")
+                try expectEqual(try await storage.session(full)?.state.keys.sorted(), ["big"], "the full session's keys")
+            },
+            Check("parallel appends over many sessions: ids rise per session, every field survives, retention holds") { context in
+                let storage = try await context.storage(SessionLimits(maxEventsPerSession: 4))
+                var sessions: [SessionID] = []
+                for _ in 0..<8 { sessions.append(try await storage.createSession().id) }
+                let missing = SessionID.generate()
+                // Every third event has no data, every other one a type, every fourth a retry.
+                let event: @Sendable (Int) -> NewEvent = { n in
+                    NewEvent(stream: .standalone, type: n % 2 == 0 ? "message" : nil, data: n % 3 == 0 ? nil : .int(Int64(n)), retryMilliseconds: n % 4 == 0 ? 500 : nil)
+                }
+                let outcomes = await all(sessions + [missing], rounds: 6) { id, round throws(SessionStorageError) in
+                    try await storage.appendEvent(event(round), to: id)
+                }
+                for id in sessions {
+                    let appended = outcomes.filter { $0.0 == id }.compactMap { outcome in (try? outcome.2.get()).map { (outcome.1, $0) } }
+                    let ids = appended.map(\.1.id).sorted()
+                    try expect(ids.count == 6 && Set(ids).count == 6 && zip(ids, ids.dropFirst()).allSatisfy { $0 < $1 }, "ids of six appends: \(ids)")
+                    let kept = try await storage.recentEvents(in: id, limit: 10)
+                    try expectEqual(kept.map(\.id), Array(ids.suffix(4)), "the newest four kept")
+                    for stored in kept {
+                        let round = try require(appended.first { $0.1.id == stored.id }?.0, "round of event \(stored.id)")
+                        let sent = event(round)
+                        try expect(stored.type == sent.type && stored.data == sent.data && stored.retryMilliseconds == sent.retryMilliseconds, "event \(stored.id) came back as \(stored)")
+                    }
+                }
+                try expectEqual(failures(of: missing, in: outcomes), Array(repeating: .sessionNotFound, count: 6), "appends to a missing session")
+            },
             Check("parallel appends get unique ids, increasing in each writer's order") { context in
                 let storage = try await context.storage()
                 let session = try await storage.createSession()

@@ -1,7 +1,7 @@
-import MCPSessionStorage
 import Synchronization
 
-/// Lets concurrent calls on different sessions share one statement and one round trip.
+/// Lets concurrent calls on different sessions share one statement and one round trip (or,
+/// for SQLite, one transaction). Shared by the backends in this package.
 ///
 /// A caller that finds a free slot (fewer than `maxInFlight` batches running) leads: it takes
 /// the calls waiting, itself included, runs one statement for all of them, and hands each
@@ -12,10 +12,10 @@ import Synchronization
 /// Reads (`distinctSessions: false`) may carry one session several times, and share its row.
 /// Writes (`distinctSessions: true`) take a session at most once per batch, so one statement
 /// never changes a row twice; a second write of a session waits for the next batch.
-final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
+package final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
     /// Runs one batch: each call's session and input, to each session's output. A session
     /// missing from the answer gets `nil` (a read found no row; a write was not applied).
-    typealias Run = @Sendable ([(id: SessionID, input: Input)]) async throws -> [SessionID: Output]
+    package typealias Run = @Sendable ([(id: SessionID, input: Input)]) async throws -> [SessionID: Output]
 
     private enum Outcome {
         case value(Output?)
@@ -39,13 +39,13 @@ final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
     private let maxBatch: Int
     private let distinctSessions: Bool
 
-    init(maxInFlight: Int, maxBatch: Int = 64, distinctSessions: Bool) {
+    package init(maxInFlight: Int, maxBatch: Int = 64, distinctSessions: Bool) {
         self.maxInFlight = max(1, maxInFlight)
         self.maxBatch = max(1, maxBatch)
         self.distinctSessions = distinctSessions
     }
 
-    func run(_ id: SessionID, _ input: Input, _ batch: Run) async throws -> Output? {
+    package func run(_ id: SessionID, _ input: Input, _ batch: Run) async throws -> Output? {
         let leads = state.withLock { state -> Bool in
             guard state.running < maxInFlight else { return false }
             state.running += 1
