@@ -72,8 +72,8 @@ public final class MCPServer: Service, Sendable {
     let bus: (any ChangeBus)?
     let logger: Logger
     let hub = StreamHub()
-    private let tools = Mutex<[String: Tool]>([:])
-    private let toolOrder = Mutex<[String]>([])
+    /// The tools by name, and their names in registration order (the order `tools/list` shows).
+    private let tools = Mutex<(byName: [String: Tool], order: [String])>(([:], []))
     let calls = RunningCalls()
 
     /// - Parameters:
@@ -91,11 +91,9 @@ public final class MCPServer: Service, Sendable {
     /// Adds tools (a tool with the name of an earlier one replaces it). Register before serving.
     public func register(_ newTools: [Tool]) {
         tools.withLock { tools in
-            toolOrder.withLock { order in
-                for tool in newTools {
-                    if tools[tool.name] == nil { order.append(tool.name) }
-                    tools[tool.name] = tool
-                }
+            for tool in newTools {
+                if tools.byName[tool.name] == nil { tools.order.append(tool.name) }
+                tools.byName[tool.name] = tool
             }
         }
     }
@@ -104,10 +102,10 @@ public final class MCPServer: Service, Sendable {
     public func register(_ tool: Tool) { register([tool]) }
 
     var listedTools: [Tool] {
-        tools.withLock { tools in toolOrder.withLock { $0.compactMap { tools[$0] } } }
+        tools.withLock { tools in tools.order.compactMap { tools.byName[$0] } }
     }
 
-    func tool(named name: String) -> Tool? { tools.withLock { $0[name] } }
+    func tool(named name: String) -> Tool? { tools.withLock { $0.byName[name] } }
 
     /// Listens to the bus until graceful shutdown, then closes every open stream and stops the
     /// tools still running.
@@ -277,34 +275,3 @@ public final class MCPServer: Service, Sendable {
 
 /// Stores a message of a request's stream (and, for an SSE answer, hands it to the writer).
 typealias MessageSender = @Sendable (JSONValue) async throws(SessionStorageError) -> Void
-
-/// The tool calls running on this instance, so a client's `notifications/cancelled` (and
-/// shutdown) can stop them. A call outlives its HTTP response: a dropped stream does not stop it.
-final class RunningCalls: Sendable {
-    private struct Key: Hashable {
-        var session: SessionID
-        var stream: StreamID
-    }
-    private let running = Mutex<[Key: Task<Void, Never>]>([:])
-
-    /// Runs `work` detached from the caller, until it ends or is cancelled.
-    func start(session: SessionID, stream: StreamID, _ work: @escaping @Sendable () async -> Void) {
-        let key = Key(session: session, stream: stream)
-        running.withLock { running in
-            running[key] = Task { [weak self] in
-                await work()
-                _ = self?.running.withLock { $0.removeValue(forKey: key) }
-            }
-        }
-    }
-
-    func cancel(session: SessionID, stream: StreamID) {
-        running.withLock { $0[Key(session: session, stream: stream)] }?.cancel()
-    }
-
-    func cancelAll() {
-        for task in running.withLock({ Array($0.values) }) { task.cancel() }
-    }
-
-    var count: Int { running.withLock { $0.count } }
-}

@@ -276,6 +276,10 @@ public final class SQLiteSessionStorage: SessionStorage {
         do {
             stored = try await eventWrites.run(id, pending) { [self] calls in
                 try write("appending events") { db in
+                    // Alone, an append needs no savepoint: its failure is the transaction's.
+                    if calls.count == 1, let call = calls.first {
+                        return try Self.append(call.input, to: call.id, keep: keep, in: db).map { [call.id: $0] } ?? [:]
+                    }
                     var ids: [SessionID: Int64] = [:]
                     for call in calls {
                         try? db.inSavepoint {
