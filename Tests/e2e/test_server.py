@@ -26,6 +26,7 @@ import anyio
 import httpx2
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 from mcp.shared.message import ClientMessageMetadata
 from mcp_types import CallToolRequest, CallToolRequestParams, CallToolResult
 
@@ -449,6 +450,42 @@ class ClusterScriptTests(unittest.TestCase):
 
 
 class OutageTests(unittest.TestCase):
+    def test_an_outage_during_a_call_ends_its_stream_with_a_json_rpc_error(self) -> None:
+        url = fresh_schema(require_postgres(POSTGRES_FAULTS_URL))
+        services = str(ROOT / "scripts/services")
+        with Server("--storage", url) as server:
+
+            async def main() -> None:
+                async with connect(server.url) as c:
+                    async with anyio.create_task_group() as group:
+                        outcome: list[BaseException | str] = []
+
+                        async def call() -> None:
+                            try:
+                                outcome.append(text(await c.session.call_tool("ticker", {"count": 100, "interval_ms": 100})))
+                            except Exception as error:  # noqa: BLE001 (the error is what is checked)
+                                outcome.append(error)
+
+                        group.start_soon(call)
+                        with anyio.fail_after(30):
+                            while len(c.logs) < 2:
+                                await anyio.sleep(0.01)
+                        await anyio.to_thread.run_sync(
+                            lambda: subprocess.run([services, "stop", "postgres-faults"], check=True, capture_output=True)
+                        )
+                        with anyio.fail_after(60):
+                            while not outcome:
+                                await anyio.sleep(0.05)
+                    self.assertIsInstance(outcome[0], MCPError, outcome)
+                    self.assertIn("unavailable", str(outcome[0]))
+                    self.assertLess(len(c.logs), 100)
+
+            try:
+                anyio.run(main)
+            finally:
+                subprocess.run([services, "start", "postgres-faults"], check=True, capture_output=True)
+            self.assertIsNone(server.process.poll(), "the server kept running")
+
     def test_storage_outage_gives_503_then_heals(self) -> None:
         url = fresh_schema(require_postgres(POSTGRES_FAULTS_URL))
         services = str(ROOT / "scripts/services")
