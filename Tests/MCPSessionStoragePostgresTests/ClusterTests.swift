@@ -150,3 +150,40 @@ struct AttachedBusConformanceTests {
         }
     }
 }
+
+@Suite("Batched writes and the attached bus", .enabled(if: PostgresTestEnvironment.shouldRun, PostgresTestEnvironment.skipReason))
+struct BatchedNotifyTests {
+    /// Batches send their rows' changes several to a NOTIFY; each must reach the other instance.
+    @Test("every change of concurrent, batched writes reaches the other instance", .timeLimit(.minutes(1)))
+    func batchedChangesArrive() async throws {
+        let schema = PostgresTestEnvironment.freshSchema()
+        func instance(_ name: String) async throws -> TieredSessionStorage {
+            let durable = try PostgresTestEnvironment.storage(schema: schema)
+            let bus = try PostgresChangeBus(attachedTo: durable, channel: "c" + schema, instanceID: name)
+            var configuration = TieredSessionStorage.Configuration()
+            configuration.maxAge = .seconds(3600)  // only the bus can drop b's copies in time
+            let tiered = TieredSessionStorage(durable: durable, configuration: configuration, bus: bus)
+            PostgresTestEnvironment.keepRunning { await bus.run() }
+            PostgresTestEnvironment.keepRunning { try? await tiered.run() }
+            while !tiered.isFrontEnabled { try await Task.sleep(for: .milliseconds(10)) }
+            return tiered
+        }
+        let a = try await instance("a")
+        let b = try await instance("b")
+        var sessions: [SessionID] = []
+        for _ in 0..<40 { sessions.append(try await a.createSession().id) }
+        for id in sessions { _ = try await b.session(id) }  // b caches all 40
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for id in sessions {
+                group.addTask {
+                    try await a.setState("new", forKey: "k", in: id)
+                    _ = try await a.appendEvent(NewEvent(stream: .standalone, data: 1), to: id)
+                }
+            }
+            try await group.waitForAll()
+        }
+        // Each session's change drops b's copy; b then reads the new value.
+        while sessions.contains(where: { b.front.session($0) != nil }) { try await Task.sleep(for: .milliseconds(5)) }
+        for id in sessions { #expect(try await b.stateValue(forKey: "k", in: id) == "new") }
+    }
+}
