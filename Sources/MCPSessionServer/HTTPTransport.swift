@@ -144,16 +144,14 @@ extension MCPServer {
             return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         case .sse:
             let answer = RequestStream(server: self, session: session, stream: stream)
-            calls.start(session: session, stream: stream) { [configuration] in
-                let timer = Task {
-                    try await Task.sleep(for: configuration.primingDelay)
-                    try await answer.prime()
-                }
+            calls.start(session: session, stream: stream) {
                 let message = await work { message throws(SessionStorageError) in try await answer.send(message) }
-                timer.cancel()
                 await answer.finish(message, requestID: requestID)
             }
+            // A request's stream is new to the session, so "after 0" is all of it.
+            let priming = SSE.priming(EventCursor(eventID: 0, session: session, stream: stream), retry: configuration.retryInterval)
             return sseResponse { writer throws in
+                try await writer.write(priming)
                 for await item in answer.items {
                     switch item {
                     case .stored(let event):
@@ -179,30 +177,35 @@ extension MCPServer {
                 throw HTTPFailure.badRequest("Last-Event-ID \(lastEventID.prefix(64)) was not sent in this session")
             }
             let stream: StreamID
-            do {
-                guard let event = try await storage.event(cursor.eventID, in: session) else {
-                    throw HTTPFailure.badRequest("event \(cursor.eventID) is no longer stored; the stream cannot be resumed")
+            if let named = cursor.stream {
+                stream = named
+            } else {
+                let event: SSEEvent?
+                do {
+                    event = try await storage.event(cursor.eventID, in: session)
+                } catch {
+                    throw failure(error)
                 }
+                guard let event else { throw HTTPFailure.badRequest("event \(cursor.eventID) is no longer stored; the stream cannot be resumed") }
                 stream = event.stream
-            } catch let error as HTTPFailure {
-                throw error
-            } catch {
-                throw failure(error)
             }
             let requestID = stream == .standalone ? nil : try? JSONValue.decode(Data(stream.rawValue.utf8))
             return sseResponse { [self] writer throws in
                 try await follow(stream, of: session, after: cursor.eventID, requestID: requestID, writer: &writer)
             }
         }
-        let priming: SSEEvent
+        // The standalone stream starts at the session's newest event: a resume replays only
+        // what is sent on it from now on.
+        let newest: Int64
         do {
-            priming = try await append(nil, to: .standalone, in: session, retry: true)
+            newest = try await storage.recentEvents(in: session, limit: 1).last?.id ?? 0
         } catch {
             throw failure(error)
         }
+        let priming = SSE.priming(EventCursor(eventID: newest, session: session, stream: .standalone), retry: configuration.retryInterval)
         return sseResponse { [self] writer throws in
-            try await writer.write(SSE.frame(priming, session: session))
-            try await follow(.standalone, of: session, after: priming.id, requestID: nil, writer: &writer)
+            try await writer.write(priming)
+            try await follow(.standalone, of: session, after: newest, requestID: nil, writer: &writer)
         }
     }
 

@@ -44,17 +44,13 @@ public final class MCPServer: Service, Sendable {
         public var allowedOrigins: Set<String> = []
         /// The largest request body accepted; larger ones get 413. Default 4 MiB.
         public var maxBodyBytes = 4 << 20
-        /// The SSE `retry` sent with each stream's priming event: how long a client waits
-        /// before reconnecting. Default 1 second.
+        /// The SSE `retry` sent with each stream's priming event (the first event of every
+        /// stream, an id to resume from with empty data): how long a client waits before
+        /// reconnecting. Default 1 second.
         public var retryInterval: Duration = .seconds(1)
         /// How often an open stream rereads storage without being woken: the delivery bound
         /// when a wake-up is lost, or when instances share storage without a bus. Default 2 seconds.
         public var pollInterval: Duration = .seconds(2)
-        /// How long a call may run before its stream gets a priming event (an empty event with
-        /// `retry`, stored, that gives the client an id to resume from). A call that answers
-        /// sooner needs none: its response is the stream's first event, one write instead of
-        /// two. Default 20 milliseconds; zero primes every stream at once.
-        public var primingDelay: Duration = .milliseconds(20)
         /// An idle stream sends an SSE comment this often, so dead connections are found. Default 15 seconds.
         public var keepAliveInterval: Duration = .seconds(15)
         /// The suggested wait sent in `Retry-After` while storage is unavailable. Default 1 second.
@@ -141,11 +137,10 @@ public final class MCPServer: Service, Sendable {
 
     // MARK: Storage, as the HTTP layer uses it
 
-    /// Appends a message (or, with `nil`, a priming event) to a stream, and wakes its readers.
+    /// Appends a message to a stream, and wakes its readers.
     @discardableResult
-    func append(_ message: JSONValue?, to stream: StreamID, in session: SessionID, retry: Bool = false) async throws(SessionStorageError) -> SSEEvent {
-        let retryMilliseconds = retry ? Int(configuration.retryInterval.timeInterval * 1000) : nil
-        let event = try await storage.appendEvent(NewEvent(stream: stream, data: message, retryMilliseconds: retryMilliseconds), to: session)
+    func append(_ message: JSONValue, to stream: StreamID, in session: SessionID) async throws(SessionStorageError) -> SSEEvent {
+        let event = try await storage.appendEvent(NewEvent(stream: stream, data: message), to: session)
         hub.wake(session)
         return event
     }

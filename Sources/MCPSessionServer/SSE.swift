@@ -1,35 +1,65 @@
 import Hummingbird
 import MCPSessionStorage
 
-/// The SSE `id` of a stored event: `<event id>-<16 hex digits naming the session>`.
+/// An SSE `id`: a position in a session's events, `<event id>-<16 hex digits naming the session>`,
+/// or, for a priming event, `<event id>-<session tag>-<the stream's bytes in hex>`.
 ///
 /// Event ids count per session, so the number alone would mean something in every session; the
 /// session tag makes a `Last-Event-ID` from another session recognisable, and it replays nothing.
-/// The stream is not in the id: storage knows each event's stream.
+/// A stored event's id needs no stream: storage knows each event's stream. A priming event is
+/// not stored, so its id names the stream and a position on it (the session's newest event id
+/// when the stream opened, or 0 for a request's stream, whose id is new to the session).
 struct EventCursor: Hashable, Sendable {
     var eventID: Int64
     var sessionTag: UInt64
+    var stream: StreamID?
 
-    init(eventID: Int64, session: SessionID) {
+    init(eventID: Int64, session: SessionID, stream: StreamID? = nil) {
         self.eventID = eventID
         self.sessionTag = Self.tag(session)
+        self.stream = stream
     }
 
     /// Parses a `Last-Event-ID`; `nil` for text this server never sent.
     init?(_ text: String) {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[1].utf8.count == 16, let eventID = Int64(parts[0]), eventID > 0,
+        let parts = text.split(separator: "-", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count >= 2, parts[1].utf8.count == 16, let eventID = Int64(parts[0]), eventID >= 0,
             let tag = UInt64(parts[1], radix: 16)
         else { return nil }
         self.eventID = eventID
         self.sessionTag = tag
+        if parts.count == 3 {
+            guard let bytes = Self.bytes(hex: parts[2]), let text = String(validating: bytes, as: UTF8.self),
+                let stream = try? StreamID(validating: text)
+            else { return nil }
+            self.stream = stream
+        } else {
+            guard eventID > 0 else { return nil }
+            self.stream = nil
+        }
     }
 
     func belongs(to session: SessionID) -> Bool { sessionTag == Self.tag(session) }
 
     var text: String {
         let hex = String(sessionTag, radix: 16)
-        return "\(eventID)-" + String(repeating: "0", count: 16 - hex.utf8.count) + hex
+        var text = "\(eventID)-" + String(repeating: "0", count: 16 - hex.utf8.count) + hex
+        if let stream {
+            text += "-" + stream.rawValue.utf8.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        }
+        return text
+    }
+
+    private static func bytes(hex: Substring) -> [UInt8]? {
+        let digits = Array(hex.utf8)
+        guard !digits.isEmpty, digits.count.isMultiple(of: 2) else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        for index in stride(from: 0, to: digits.count, by: 2) {
+            guard let byte = UInt8(String(decoding: digits[index..<index + 2], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(byte)
+        }
+        return bytes
     }
 
     /// FNV-1a, 64-bit: stable across processes and releases, unlike `Hasher`.
@@ -46,7 +76,7 @@ struct EventCursor: Hashable, Sendable {
 /// Server-sent event framing.
 enum SSE {
     /// One stored event as SSE: `id`, optional `retry`, and the message as one `data` line (the
-    /// compact JSON encoding holds no newline). A priming event has an empty `data`.
+    /// compact JSON encoding holds no newline). An event without data has an empty `data`.
     static func frame(_ event: SSEEvent, session: SessionID) throws(SessionStorageError) -> ByteBuffer {
         var text = "id: \(EventCursor(eventID: event.id, session: session).text)\n"
         if let retry = event.retryMilliseconds { text += "retry: \(retry)\n" }
@@ -58,6 +88,12 @@ enum SSE {
             text += "data: \n\n"
         }
         return ByteBuffer(string: text)
+    }
+
+    /// A priming event: an id to resume from and the reconnection delay, with empty data. It
+    /// is not stored; its id names the stream and the position (see ``EventCursor``).
+    static func priming(_ cursor: EventCursor, retry: Duration) -> ByteBuffer {
+        ByteBuffer(string: "id: \(cursor.text)\nretry: \(Int(retry.timeInterval * 1000))\ndata: \n\n")
     }
 
     /// A message sent without storing it (an error while the store is down).

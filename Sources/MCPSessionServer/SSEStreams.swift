@@ -27,7 +27,7 @@ extension MCPServer {
         while !Task.isCancelled {
             let events: [SSEEvent]
             do {
-                events = try await storage.events(in: session, after: cursor, limit: page)
+                events = try await storage.events(in: session, stream: stream, after: cursor, limit: page)
             } catch {
                 if error.code != .sessionNotFound, let requestID {
                     try await writer.write(SSE.frame(unstored: OutgoingMessage.error(id: requestID, Self.rpcError(error))))
@@ -36,7 +36,6 @@ extension MCPServer {
             }
             for event in events {
                 cursor = event.id
-                guard event.stream == stream else { continue }
                 try await writer.write(try SSE.frame(event, session: session))
                 idleSince = .now
                 if requestID != nil, OutgoingMessage.isResponse(event.data) { return }

@@ -67,6 +67,12 @@ public protocol SessionStorage: Sendable {
     /// or one already trimmed) returns nothing.
     func events(in id: SessionID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent]
 
+    /// The events of `stream` with ids above `eventID`, oldest first, at most `limit`; the id
+    /// need not name a stored event. How a server replays a stream from a position it announced
+    /// without storing anything (a priming event). The default scans
+    /// ``recentEvents(in:limit:)``; backends with an index answer directly.
+    func events(in id: SessionID, stream: StreamID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent]
+
     /// The stored event `eventID` of the session, or `nil` (never stored, or trimmed): how a
     /// server finds the stream a `Last-Event-ID` belongs to. The default scans
     /// ``recentEvents(in:limit:)``; backends with an index answer directly.
@@ -103,6 +109,11 @@ extension SessionStorage {
     /// Records activity now.
     public func touchSession(_ id: SessionID) async throws(SessionStorageError) {
         try await touchSession(id, at: Date())
+    }
+
+    public func events(in id: SessionID, stream: StreamID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
+        let later = try await recentEvents(in: id, limit: limits.maxEventsPerSession).lazy.filter { $0.stream == stream && $0.id > eventID }
+        return Array(later.prefix(limit ?? .max))
     }
 
     public func event(_ eventID: Int64, in id: SessionID) async throws(SessionStorageError) -> SSEEvent? {

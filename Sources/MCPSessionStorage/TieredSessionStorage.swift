@@ -235,6 +235,16 @@ public final class TieredSessionStorage: SessionStorage, Service {
         return try await timed { [durable] () async throws(SessionStorageError) in try await durable.events(in: id, after: eventID, limit: limit) }
     }
 
+    public func events(in id: SessionID, stream: StreamID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
+        // The cached run serves it when it starts at or before the position asked for.
+        if let cached = cachedEvents(id), let first = cached.first, first.id <= eventID + 1 {
+            return Array(cached.lazy.filter { $0.stream == stream && $0.id > eventID }.prefix(limit ?? .max))
+        }
+        return try await timed { [durable] () async throws(SessionStorageError) in
+            try await durable.events(in: id, stream: stream, after: eventID, limit: limit)
+        }
+    }
+
     public func event(_ eventID: Int64, in id: SessionID) async throws(SessionStorageError) -> SSEEvent? {
         if let cached = cachedEvents(id)?.first(where: { $0.id == eventID }) { return cached }
         return try await timed { [durable] () async throws(SessionStorageError) in try await durable.event(eventID, in: id) }

@@ -352,6 +352,14 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         }
     }
 
+    public func events(in id: SessionID, stream: StreamID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
+        try await perform("replaying stream \(stream) of \(id)") { [self] in
+            let events = try await all(StreamEventsAfter(id: id, stream: stream, after: eventID, limit: limit))
+            if events.isEmpty, !(try await exists(id)) { throw SessionStorageError.sessionNotFound(id) }
+            return events
+        }
+    }
+
     public func event(_ eventID: Int64, in id: SessionID) async throws(SessionStorageError) -> SSEEvent? {
         try await perform("reading event \(eventID) of \(id)") { [self] in
             let event = try await all(SelectEvent(id: id, eventID: eventID)).first

@@ -457,6 +457,31 @@ enum EventColumns {
 }
 
 /// Replay: the cursor event names the stream; the join walks that stream's index from the cursor on.
+struct StreamEventsAfter: PostgresPreparedStatement {
+    static let name = "mcp_stream_events_after"
+    static let sql = """
+        SELECT \(EventColumns.list) FROM mcp_session_events e \
+        WHERE e.session_id = $1 AND e.stream = $2 AND e.id > $3 ORDER BY e.id LIMIT $4
+        """
+    static let bindingDataTypes: [PostgresDataType] = [.text, .text, .int8, .int8]
+    typealias Row = SSEEvent
+    let id: SessionID
+    let stream: StreamID
+    let after: Int64
+    let limit: Int?
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 4)
+        bindings.append(id.rawValue)
+        bindings.append(stream.rawValue)
+        bindings.append(after)
+        bindings.append(limit.map { Int64($0) })  // NULL: no limit
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> SSEEvent { try EventColumns.decode(row) }
+}
+
 struct EventsAfter: PostgresPreparedStatement {
     static let name = "mcp_events_after"
     static let sql = """

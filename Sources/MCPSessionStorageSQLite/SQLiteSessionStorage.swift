@@ -337,6 +337,18 @@ public final class SQLiteSessionStorage: SessionStorage {
         }
     }
 
+    public func events(in id: SessionID, stream: StreamID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
+        try fastRead("replaying stream \(stream) of \(id)") { reader in
+            var events: [SSEEvent] = []
+            try reader.select(.selectEventsAfter, .text(id.rawValue), .text(stream.rawValue), .integer(eventID), .integer(Int64(limit ?? -1))) { row in
+                events.append(try EventRow.decode(row))
+                return true
+            }
+            if events.isEmpty { try Self.requireSession(id, in: reader) }
+            return events
+        }
+    }
+
     public func event(_ eventID: Int64, in id: SessionID) async throws(SessionStorageError) -> SSEEvent? {
         try fastRead("reading event \(eventID) of \(id)") { reader in
             var event: SSEEvent?

@@ -94,36 +94,35 @@ struct ServerProtocolTests {
         }
     }
 
-    @Test("an SSE answer starts with a priming event and retry, then the stored response")
+    @Test("an SSE answer starts with a priming event and retry; every other frame is a stored event")
     func sseFraming() async throws {
         try await makeApp(MCPServer(storage: storage)).test(.router) { client in
             let session = try await client.newSession()
+            let id = try SessionID(validating: session)
             let response = try await client.post(call("ticker", #"{"count":2,"interval_ms":0}"#), session: session, headers: sse)
             #expect(response.headers[.contentType] == "text/event-stream")
-            let text = String(buffer: response.body)
-            let frames = text.components(separatedBy: "\n\n").filter { !$0.isEmpty }
+            let frames = String(buffer: response.body).components(separatedBy: "\n\n").filter { !$0.isEmpty }
             #expect(frames.count == 4)
-            #expect(frames.first?.hasSuffix("retry: 1000\ndata: ") == true)
+            // The priming event names the request's stream from its start, and is not stored.
+            let priming = EventCursor(eventID: 0, session: id, stream: try StreamID.request(2)).text
+            #expect(frames.first == "id: \(priming)\nretry: 1000\ndata: ")
             #expect(frames[1].contains(#""data":"tick 0""#) && frames[2].contains(#""data":"tick 1""#))
             #expect(frames[3].contains(#""text":"done""#))
-            // Every frame on the wire is a stored event.
-            let stored = try await storage.recentEvents(in: SessionID(validating: session), limit: 100).filter { $0.stream.rawValue == "2" }
-            #expect(stored.count == 4)
+            let stored = try await storage.recentEvents(in: id, limit: 100).filter { $0.stream.rawValue == "2" }
+            #expect(stored.map { EventCursor(eventID: $0.id, session: id).text } == frames.dropFirst().map { String($0.split(separator: "\n")[0].dropFirst(4)) })
         }
     }
 
-    @Test("a call that answers at once needs no priming event: its stored response is the stream's one event")
-    func noPrimingForQuickAnswers() async throws {
-        var configuration = MCPServer.Configuration()
-        configuration.primingDelay = .seconds(60)
-        try await makeApp(MCPServer(storage: storage, configuration: configuration)).test(.router) { client in
-            let session = try await client.newSession()
-            let text = String(buffer: try await client.post(call("state_get", #"{"key":"k"}"#), session: session, headers: sse).body)
-            let frames = text.components(separatedBy: "\n\n").filter { !$0.isEmpty }
-            #expect(frames.count == 1)
-            #expect(frames.first?.hasPrefix("id: ") == true && frames.first?.contains(#""text":"null""#) == true)
-            let stored = try await storage.recentEvents(in: SessionID(validating: session), limit: 100).filter { $0.stream.rawValue == "2" }
-            #expect(stored.map(\.data) == [try JSONValue.decode(Data(text.split(separator: "data: ")[1].utf8))])
+    @Test("event ids parse back: stored ones, priming ones with their stream, nothing else")
+    func cursors() throws {
+        let session = SessionID.generate()
+        for cursor in [EventCursor(eventID: 7, session: session), EventCursor(eventID: 0, session: session, stream: try StreamID.request("a-b|c"))] {
+            #expect(EventCursor(cursor.text) == cursor)
+            #expect(EventCursor(cursor.text)?.belongs(to: session) == true)
+            #expect(EventCursor(cursor.text)?.belongs(to: .generate()) == false)
+        }
+        for bad in ["", "12", "0-0000000000000000", "x-0000000000000000", "1-00000000000000zz", "1-0000000000000000-0", "1-0000000000000000-zz", "1-0000000000000000-0a"] {
+            #expect(EventCursor(bad) == nil, "\(bad)")
         }
     }
 
@@ -249,12 +248,12 @@ struct ServerClusterTests {
                     let session = try await onA.newSession()
                     let id = try SessionID(validating: session)
                     let ticker = Task { try await onA.post(call("ticker", #"{"count":5,"interval_ms":100}"#), session: session, headers: sse) }
-                    var priming: SSEEvent?
-                    while priming == nil {
-                        priming = try await durable.recentEvents(in: id, limit: 100).first { $0.stream.rawValue == "2" }
+                    // Once the first tick is stored the call is running on A; B resumes the
+                    // stream from its priming position (its start), as a client that lost it would.
+                    while try await durable.recentEvents(in: id, limit: 100).contains(where: { $0.stream.rawValue == "2" }) == false {
                         try await Task.sleep(for: .milliseconds(2))
                     }
-                    let cursor = EventCursor(eventID: priming!.id, session: id).text
+                    let cursor = EventCursor(eventID: 0, session: id, stream: try StreamID.request(2)).text
                     let resumed = try await onB.execute(
                         uri: "/mcp", method: .get, headers: [.sessionID: session, .accept: "text/event-stream", .lastEventID: cursor])
                     let text = String(buffer: resumed.body)
