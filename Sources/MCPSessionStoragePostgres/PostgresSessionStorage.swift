@@ -278,10 +278,14 @@ public final class PostgresSessionStorage: SessionStorage, Service {
             let statement = SetState(id: call.id, key: call.input.key, json: call.input.json, size: call.input.size, now: now, limit: limit)
             return try await write(statement, kind: "c", suffix: "|" + call.id.rawValue).map { [call.id: $0] } ?? [:]
         }
-        let statement = SetStates(calls: calls, now: now, limit: limit)
+        return try await batch(SetStates(calls: calls, now: now, limit: limit), kind: "c")
+    }
+
+    /// Runs a batch statement, with its changes' NOTIFYs inside when a bus is attached.
+    private func batch<S: BatchWrite>(_ statement: S, kind: Character) async throws -> [SessionID: Int64] {
         let rows: [(SessionID, Int64)]
         if let emitter = emitter.withLock({ $0 }) {
-            rows = try await all(SetStates.Notifying(base: statement, channel: emitter.channel, prefix: "c|\(emitter.origin)|0|"))
+            rows = try await all(NotifyingBatch(base: statement, channel: emitter.channel, prefix: "\(kind)|\(emitter.origin)|0|"))
         } else {
             rows = try await all(statement)
         }
@@ -334,14 +338,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
                 retryMilliseconds: call.input.retryMilliseconds, keep: keep)
             return try await write(statement, kind: "e", suffix: call.input.notifySuffix).map { [call.id: $0] } ?? [:]
         }
-        let statement = AppendEvents(calls: calls, now: now, keep: keep)
-        let rows: [(SessionID, Int64)]
-        if let emitter = emitter.withLock({ $0 }) {
-            rows = try await all(AppendEvents.Notifying(base: statement, channel: emitter.channel, prefix: "e|\(emitter.origin)|0|"))
-        } else {
-            rows = try await all(statement)
-        }
-        return Dictionary(rows, uniquingKeysWith: { first, _ in first })
+        return try await batch(AppendEvents(calls: calls, now: now, keep: keep), kind: "e")
     }
 
     public func events(in id: SessionID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {

@@ -226,7 +226,7 @@ struct StateWrite: Sendable {
 
 /// Several sessions' state writes (one each) in one statement: `SetState` over `unnest`. The
 /// rows are locked in id order first, so batches from several instances cannot deadlock.
-struct SetStates: PostgresPreparedStatement {
+struct SetStates: BatchWrite {
     static let name = "mcp_set_states"
     static let steps = """
         b AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int4[]) AS b(id, key, value, size)), \
@@ -238,7 +238,9 @@ struct SetStates: PostgresPreparedStatement {
         FROM b WHERE s.id = b.id AND s.id IN (SELECT id FROM locked) \
         AND s.state_bytes - coalesce((s.state_sizes ->> b.key)::integer, 0) + b.size <= $6 RETURNING s.id, s.version)
         """
-    static let sql = "WITH \(steps) SELECT id, version FROM written"
+    static let result = "SELECT id, version FROM written"
+    static let sql = "WITH \(steps) \(result)"
+    static func changes(prefix: String) -> String { "SELECT \(prefix) || version::text || '|' || id AS message FROM written" }
     static let bindingDataTypes: [PostgresDataType] = [.textArray, .textArray, .textArray, .int4Array, .timestamptz, .int4]
     typealias Row = (SessionID, Int64)
     let calls: [(id: SessionID, input: StateWrite)]
@@ -257,30 +259,6 @@ struct SetStates: PostgresPreparedStatement {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> (SessionID, Int64) { try SessionRow.idAndNumber(row) }
-
-    /// The same, sending each written session's change inside the statement.
-    struct Notifying: PostgresPreparedStatement {
-        static let name = "mcp_set_states_notify"
-        static let sql = """
-            WITH \(SetStates.steps), \
-            \(batchNotify(channel: "$7", messages: "SELECT $8 || version::text || '|' || id AS message FROM written")) \
-            SELECT id, version FROM written, notified
-            """
-        static let bindingDataTypes = SetStates.bindingDataTypes + [.text, .text]
-        typealias Row = (SessionID, Int64)
-        let base: SetStates
-        let channel: String
-        let prefix: String
-
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = try base.makeBindings()
-            bindings.append(channel)
-            bindings.append(prefix)
-            return bindings
-        }
-
-        func decodeRow(_ row: PostgresRow) throws -> (SessionID, Int64) { try base.decodeRow(row) }
-    }
 }
 
 struct RemoveState: PostgresPreparedStatement {
@@ -357,7 +335,7 @@ struct EventWrite: Sendable {
 
 /// Several sessions' appends (one each) in one statement: `AppendEvent` over `unnest`, the
 /// session rows locked in id order first so batches from several instances cannot deadlock.
-struct AppendEvents: PostgresPreparedStatement {
+struct AppendEvents: BatchWrite {
     static let name = "mcp_append_events"
     // PostgresNIO's arrays hold no NULLs, so each optional column travels with a presence flag.
     static let steps = """
@@ -373,7 +351,11 @@ struct AppendEvents: PostgresPreparedStatement {
         RETURNING session_id, id), \
         trimmed AS (DELETE FROM mcp_session_events e USING inserted i WHERE e.session_id = i.session_id AND e.id <= i.id - $11)
         """
-    static let sql = "WITH \(steps) SELECT session_id, id FROM inserted"
+    static let result = "SELECT session_id, id FROM inserted"
+    static let sql = "WITH \(steps) \(result)"
+    static func changes(prefix: String) -> String {
+        "SELECT \(prefix) || i.id::text || b.suffix AS message FROM inserted i JOIN b ON b.session_id = i.session_id"
+    }
     static let bindingDataTypes: [PostgresDataType] = [
         .textArray, .textArray, .textArray, .boolArray, .textArray, .boolArray, .int4Array, .boolArray, .textArray, .timestamptz, .int8,
     ]
@@ -399,41 +381,49 @@ struct AppendEvents: PostgresPreparedStatement {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> (SessionID, Int64) { try SessionRow.idAndNumber(row) }
-
-    /// The same, sending each appended event's change inside the statement.
-    struct Notifying: PostgresPreparedStatement {
-        static let name = "mcp_append_events_notify"
-        static let sql = """
-            WITH \(AppendEvents.steps), \
-            \(batchNotify(channel: "$12", messages: "SELECT $13 || i.id::text || b.suffix AS message FROM inserted i JOIN b ON b.session_id = i.session_id")) \
-            SELECT session_id, id FROM inserted, notified
-            """
-        static let bindingDataTypes = AppendEvents.bindingDataTypes + [.text, .text]
-        typealias Row = (SessionID, Int64)
-        let base: AppendEvents
-        let channel: String
-        let prefix: String
-
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = try base.makeBindings()
-            bindings.append(channel)
-            bindings.append(prefix)
-            return bindings
-        }
-
-        func decodeRow(_ row: PostgresRow) throws -> (SessionID, Int64) { try base.decodeRow(row) }
-    }
 }
 
-/// The `notified` step of a batch statement: its rows' change messages (`messages`, a query
-/// with a `message` column), joined by newlines 32 to a NOTIFY. One NOTIFY per batch instead of
-/// one per row: listeners wake and parse once per 32 changes, and 32 messages of at most
-/// about 200 bytes stay under PostgreSQL's 8 000-byte payload limit.
-func batchNotify(channel: String, messages: String) -> String {
-    """
-    notified AS (SELECT count(*) FROM (SELECT pg_notify(\(channel), string_agg(message, E'\\n')) \
-    FROM (SELECT message, (row_number() OVER ()) / 32 AS chunk FROM (\(messages)) m) numbered GROUP BY chunk) sent)
-    """
+/// A statement that writes several sessions at once (`SetStates`, `AppendEvents`), each row
+/// answering with the session's id and a number (the new version, the new event id).
+protocol BatchWrite: PostgresPreparedStatement where Row == (SessionID, Int64) {
+    /// The statement's CTEs, without `WITH`.
+    static var steps: String { get }
+    /// The final `SELECT` over the steps.
+    static var result: String { get }
+    /// A query over the steps with one `message` column: each written row's change message,
+    /// `prefix` (a parameter) followed by what the row adds.
+    static func changes(prefix: String) -> String
+}
+
+/// A batch with its changes sent inside the same statement (the attached bus), joined by
+/// newlines 32 to a NOTIFY: listeners wake and parse once per 32 changes, and 32 messages of
+/// at most about 200 bytes stay under PostgreSQL's 8 000-byte payload limit. The channel and
+/// the message prefix follow the batch's own parameters.
+struct NotifyingBatch<Base: BatchWrite>: PostgresPreparedStatement {
+    static var name: String { Base.name + "_notify" }
+    static var sql: String {
+        let channel = "$\(Base.bindingDataTypes.count + 1)"
+        let prefix = "$\(Base.bindingDataTypes.count + 2)"
+        return """
+            WITH \(Base.steps), notified AS (SELECT count(*) FROM (SELECT pg_notify(\(channel), string_agg(message, E'\\n')) \
+            FROM (SELECT message, (row_number() OVER ()) / 32 AS chunk FROM (\(Base.changes(prefix: prefix))) m) numbered \
+            GROUP BY chunk) sent) \(Base.result), notified
+            """
+    }
+    static var bindingDataTypes: [PostgresDataType] { Base.bindingDataTypes + [.text, .text] }
+    typealias Row = (SessionID, Int64)
+    let base: Base
+    let channel: String
+    let prefix: String
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = try base.makeBindings()
+        bindings.append(channel)
+        bindings.append(prefix)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> (SessionID, Int64) { try base.decodeRow(row) }
 }
 
 /// Decoding shared by the batch statements.
