@@ -5,6 +5,7 @@ Streamable HTTP, stateful, sessions in memory, no event store, so not resumable)
     python3 Benchmarks/peer_python_server.py PORT
 """
 
+import json
 import sys
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -21,8 +22,6 @@ def state_set(key: str, value: object, ctx: Context) -> str:
 
 @server.tool()
 def state_get(key: str, ctx: Context) -> str:
-    import json
-
     return json.dumps(states.get(id(ctx.session), {}).get(key))
 
 

@@ -49,7 +49,7 @@ public struct ToolContext: Sendable {
     public let progressToken: JSONValue?
     /// The lowest level the client asked for with `logging/setLevel` (default: everything).
     public let minimumLogLevel: LogLevel
-    let send: @Sendable (JSONValue) async throws(SessionStorageError) -> Void
+    let send: MessageSender
 
     /// The session's state value for `key`, or `nil`.
     public func state(_ key: String) async throws(SessionStorageError) -> JSONValue? {

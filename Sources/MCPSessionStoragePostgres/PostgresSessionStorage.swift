@@ -247,9 +247,9 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         return row?.value
     }
 
+    /// Concurrent writes to different sessions share one statement (see `Batcher`). A write
+    /// the statement did not apply found no session, or one too full to take it.
     @discardableResult
-    /// Concurrent writes to different sessions share one statement (see `Batcher`); a write the
-    /// batch did not apply (a missing session, a full one) runs alone to learn why.
     public func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
         let data = try limits.encodeStateValue(value, forKey: key)
         let write = StateWrite(key: key, json: String(decoding: data, as: UTF8.self), size: SessionLimits.entryBytes(key: key, value: data))
@@ -262,12 +262,8 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         } catch {
             throw PostgresErrors.map(error, "setting state of \(id)")
         }
-        let statement = SetState(id: id, key: key, json: write.json, size: write.size, now: now, limit: limits.maxStateBytesPerSession)
-        return try await perform("setting state of \(id)") { [self] in
-            if let version = try await self.write(statement, kind: "c", suffix: "|" + id.rawValue) { return version }
-            guard try await exists(id) else { throw SessionStorageError.sessionNotFound(id) }
-            throw SessionStorageError(.limitExceeded, "setting '\(key)' would take session \(id) past its state limit of \(limits.maxStateBytesPerSession) bytes")
-        }
+        guard try await perform("setting state of \(id)", { [self] in try await exists(id) }) else { throw .sessionNotFound(id) }
+        throw SessionStorageError(.limitExceeded, "setting '\(key)' would take session \(id) past its state limit of \(limits.maxStateBytesPerSession) bytes")
     }
 
     /// One batch of state writes: one statement for a lone write, one `UPDATE … FROM unnest`
@@ -275,7 +271,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     private func setStates(_ calls: [(id: SessionID, input: StateWrite)], now: Date) async throws -> [SessionID: Int64] {
         let limit = limits.maxStateBytesPerSession
         if calls.count == 1, let call = calls.first {
-            let statement = SetState(id: call.id, key: call.input.key, json: call.input.json, size: call.input.size, now: now, limit: limit)
+            let statement = SetState(id: call.id, write: call.input, now: now, limit: limit)
             return try await write(statement, kind: "c", suffix: "|" + call.id.rawValue).map { [call.id: $0] } ?? [:]
         }
         return try await batch(SetStates(calls: calls, now: now, limit: limit), kind: "c")
@@ -304,8 +300,8 @@ public final class PostgresSessionStorage: SessionStorage, Service {
 
     // MARK: Events
 
-    @discardableResult
     /// Concurrent appends to different sessions share one statement (see `Batcher`).
+    @discardableResult
     public func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent {
         let data = try limits.encodeEvent(event)
         let now = Date()
@@ -333,9 +329,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     private func appendEvents(_ calls: [(id: SessionID, input: EventWrite)], now: Date) async throws -> [SessionID: Int64] {
         let keep = limits.maxEventsPerSession
         if calls.count == 1, let call = calls.first {
-            let statement = AppendEvent(
-                id: call.id, now: now, stream: call.input.stream, type: call.input.type, data: call.input.data,
-                retryMilliseconds: call.input.retryMilliseconds, keep: keep)
+            let statement = AppendEvent(id: call.id, now: now, event: call.input, keep: keep)
             return try await write(statement, kind: "e", suffix: call.input.notifySuffix).map { [call.id: $0] } ?? [:]
         }
         return try await batch(AppendEvents(calls: calls, now: now, keep: keep), kind: "e")

@@ -197,18 +197,16 @@ struct SetState: PostgresPreparedStatement {
     static let bindingDataTypes: [PostgresDataType] = [.text, .text, .text, .int4, .timestamptz, .int4]
     typealias Row = Int64
     let id: SessionID
-    let key: String
-    let json: String
-    let size: Int
+    let write: StateWrite
     let now: Date
     let limit: Int
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings(capacity: 6)
         bindings.append(id.rawValue)
-        bindings.append(key)
-        bindings.append(json)
-        bindings.append(Int32(size))
+        bindings.append(write.key)
+        bindings.append(write.json)
+        bindings.append(Int32(write.size))
         bindings.append(now)
         bindings.append(Int32(clamping: limit))
         return bindings
@@ -302,20 +300,17 @@ struct AppendEvent: PostgresPreparedStatement {
     typealias Row = Int64
     let id: SessionID
     let now: Date
-    let stream: String
-    let type: String?
-    let data: String?
-    let retryMilliseconds: Int32?
+    let event: EventWrite
     let keep: Int
 
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings(capacity: 7)
         bindings.append(id.rawValue)
         bindings.append(now)
-        bindings.append(stream)
-        bindings.append(type)
-        bindings.append(data)
-        bindings.append(retryMilliseconds)
+        bindings.append(event.stream)
+        bindings.append(event.type)
+        bindings.append(event.data)
+        bindings.append(event.retryMilliseconds)
         bindings.append(Int64(keep))
         return bindings
     }
