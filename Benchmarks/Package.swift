@@ -10,6 +10,7 @@ let package = Package(
         .package(name: "swift-mcp-session-storage", path: ".."),
         .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .executableTarget(
@@ -27,6 +28,11 @@ let package = Package(
             name: "FrontMemory",
             dependencies: [.product(name: "MCPSessionStorage", package: "swift-mcp-session-storage")],
             path: "Tools/FrontMemory"
+        ),
+        .executableTarget(
+            name: "PostgresNIOFloor",
+            dependencies: [.product(name: "PostgresNIO", package: "postgres-nio")],
+            path: "Tools/PostgresNIOFloor"
         ),
         .executableTarget(
             name: "HTTPFloor",

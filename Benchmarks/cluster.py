@@ -5,9 +5,11 @@
 
 NODE is the TieredClusterNode executable. Prints JSON lines:
 - invalidation propagation, from the moment one instance starts a write to the moment another
-  sees its cached copy evicted (an upper bound on commit-to-eviction), p50 and p99;
+  sees its cached copy evicted (an upper bound on commit-to-eviction), p50 and p99, for each bus
+  (with writes spaced beyond the batched bus's gap, and back to back);
 - write throughput of three instances sharing the database with the bus off, and with it on
-  in each mode (NOTIFY inside each write; batched NOTIFY after commits), as ratios.
+  in each mode (NOTIFY inside each write; batched NOTIFY after commits, at the default gap
+  between NOTIFYs and at 2 and 50 ms), as ratios.
 """
 import json, statistics, subprocess, sys, time, uuid
 
@@ -44,9 +46,13 @@ def fresh(prefix):
     return name, "c" + name
 
 
-def propagation(samples=300):
+def drop(schema):
+    subprocess.run(["psql", URL, "-qc", f"SET client_min_messages = warning; DROP SCHEMA IF EXISTS {schema} CASCADE"], check=True)
+
+
+def propagation(mode, label, spacing=0.0, samples=300):
     schema, channel = fresh("bench_prop_")
-    writer, reader = Node(schema, channel, "writer", "attached"), Node(schema, channel, "reader", "attached")
+    writer, reader = Node(schema, channel, "writer", mode), Node(schema, channel, "reader", mode)
     try:
         writer.send("create p1")
         delays = []
@@ -55,7 +61,7 @@ def propagation(samples=300):
                 if reader.send("get-and-check-cached p1 k").endswith("cached yes"):
                     break
             reader.write("await-evicted p1 2000")
-            time.sleep(0.001)  # let the reader start watching before the write
+            time.sleep(max(spacing, 0.001))  # let the reader start watching before the write
             started = int(writer.send(f"set-timed p1 k {n}").split()[2])
             answer = reader.read()
             if answer.startswith("evicted"):
@@ -65,12 +71,13 @@ def propagation(samples=300):
         p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
         lost = samples - len(delays)
         return [
-            {"name": "Invalidation propagation p50", "value": round(p50, 1), "unit": "us", "samples": len(delays), "timeouts": lost},
-            {"name": "Invalidation propagation p99", "value": round(p99, 1), "unit": "us", "samples": len(delays), "timeouts": lost},
+            {"name": f"Invalidation propagation p50{label}", "value": round(p50, 1), "unit": "us", "samples": len(delays), "timeouts": lost},
+            {"name": f"Invalidation propagation p99{label}", "value": round(p99, 1), "unit": "us", "samples": len(delays), "timeouts": lost},
         ]
     finally:
         writer.close()
         reader.close()
+        drop(schema)
 
 
 def throughput(mode, seconds=5, callers=8):
@@ -83,12 +90,24 @@ def throughput(mode, seconds=5, callers=8):
     finally:
         for node in nodes:
             node.close()
+        drop(schema)
 
 
-for record in propagation():
-    print(json.dumps(record))
-off = throughput("none")
-for mode, label in [("attached", "NOTIFY inside each write"), ("standalone", "batched NOTIFY")]:
-    on = throughput(mode)
+# Writes 1 ms apart keep the machine warm. The batched bus sends a change at once only when its
+# last NOTIFY is older than its gap (10 ms), so it is measured with writes 15 ms apart, beside
+# the attached bus at the same spacing (an idle machine wakes more slowly), and back to back.
+for mode, label, spacing in [("attached", "", 0), ("attached", ", writes 15 ms apart", 0.015),
+                             ("standalone", ", batched bus, writes 15 ms apart", 0.015),
+                             ("standalone", ", batched bus, writes back to back", 0)]:
+    for record in propagation(mode, label, spacing):
+        print(json.dumps(record))
+# Bus off is measured before and after the others and averaged, so that the machine drifting
+# during the run does not land on one side of the ratios.
+before = throughput("none")
+loads = [(label, throughput(mode)) for mode, label in [
+    ("attached", "NOTIFY inside each write"), ("standalone", "batched NOTIFY"),
+    ("standalone:2", "batched NOTIFY, 2 ms gap"), ("standalone:50", "batched NOTIFY, 50 ms gap")]]
+off = (before + throughput("none")) / 2
+for label, on in loads:
     print(json.dumps({"name": f"3 instances set-state, bus on ({label})", "value": round(on), "unit": "ops/s",
                       "peer": "same load, bus off", "peer_value": round(off), "ratio": round(on / off, 3)}))

@@ -107,18 +107,21 @@ public final class MCPServer: Service, Sendable {
     /// tools still running.
     public func run() async throws {
         if let bus {
-            for await signal in bus.signals().cancelOnGracefulShutdown() {
-                switch signal {
-                case .message(let message) where message.origin != bus.instanceID:
-                    switch message.change {
-                    case .eventAppended(let id, _, _): hub.wake(id)
-                    case .sessionDeleted(let id): hub.close(id)
-                    case .sessionChanged, .eventsDeleted: break
+            // Not `cancelOnGracefulShutdown()`: its merge hands every message across tasks.
+            await cancelWhenGracefulShutdown { [hub] in
+                for await signal in bus.signals() {
+                    switch signal {
+                    case .message(let message) where message.origin != bus.instanceID:
+                        switch message.change {
+                        case .eventAppended(let id, _, _): hub.wake(id)
+                        case .sessionDeleted(let id): hub.close(id)
+                        case .sessionChanged, .eventsDeleted: break
+                        }
+                    case .connected:
+                        // Messages sent while disconnected are lost: every stream rereads.
+                        hub.wakeAll()
+                    case .message, .disconnected: break
                     }
-                case .connected:
-                    // Messages sent while disconnected are lost: every stream rereads.
-                    hub.wakeAll()
-                case .message, .disconnected: break
                 }
             }
         } else {

@@ -17,6 +17,52 @@ public enum SessionChange: Sendable, Hashable {
     }
 }
 
+extension SessionChange {
+    /// What receivers need of `changes`, for a bus that sends them together: a session's
+    /// `sessionChanged` messages become one with the highest version, and a stream's
+    /// `eventAppended` messages one with the highest event id, each where the last of them
+    /// was. Receivers drop what is older than such a message, so the highest says all the
+    /// others did. A session with a deletion among `changes` keeps every change, in order.
+    public static func merging(_ changes: [SessionChange]) -> [SessionChange] {
+        var deleted: Set<SessionID> = []
+        for change in changes {
+            switch change {
+            case .sessionDeleted(let id), .eventsDeleted(let id): deleted.insert(id)
+            case .sessionChanged, .eventAppended: break
+            }
+        }
+        var versions: [SessionID: Int64] = [:]
+        var eventIDs: [EventKey: Int64] = [:]
+        for change in changes where !deleted.contains(change.sessionID) {
+            switch change {
+            case .sessionChanged(let id, let version): versions[id] = max(versions[id] ?? version, version)
+            case .eventAppended(let id, let stream, let eventID):
+                eventIDs[EventKey(id: id, stream: stream)] = max(eventIDs[EventKey(id: id, stream: stream)] ?? eventID, eventID)
+            case .sessionDeleted, .eventsDeleted: break
+            }
+        }
+        // Walking back, the first of each kept is the last of its kind.
+        var merged: [SessionChange] = []
+        for change in changes.reversed() {
+            switch change {
+            case .sessionChanged(let id, _) where !deleted.contains(id):
+                if let version = versions.removeValue(forKey: id) { merged.append(.sessionChanged(id, version: version)) }
+            case .eventAppended(let id, let stream, _) where !deleted.contains(id):
+                if let eventID = eventIDs.removeValue(forKey: EventKey(id: id, stream: stream)) {
+                    merged.append(.eventAppended(id, stream: stream, eventID: eventID))
+                }
+            default: merged.append(change)
+            }
+        }
+        return merged.reversed()
+    }
+
+    private struct EventKey: Hashable {
+        var id: SessionID
+        var stream: StreamID
+    }
+}
+
 /// A change as it travels: who sent it, and its place in that sender's sequence.
 public struct ChangeMessage: Sendable, Hashable {
     /// The instance that made the change.

@@ -61,10 +61,13 @@ public final class ChangeBusFanout: ChangeBus, Service {
 
     /// Forwards the bus's signals to every listener until the bus ends, or graceful shutdown.
     public func run() async {
-        for await signal in bus.signals().cancelOnGracefulShutdown() {
-            listeners.withLock { listeners in
-                if case .message = signal {} else { listeners.connection = signal }
-                for continuation in listeners.all.values { continuation.yield(signal) }
+        // Not `cancelOnGracefulShutdown()`: its merge hands every message across tasks.
+        await cancelWhenGracefulShutdown { [self] in
+            for await signal in bus.signals() {
+                listeners.withLock { listeners in
+                    if case .message = signal {} else { listeners.connection = signal }
+                    for continuation in listeners.all.values { continuation.yield(signal) }
+                }
             }
         }
         let ended = listeners.withLock { listeners in

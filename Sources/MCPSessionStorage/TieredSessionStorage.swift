@@ -92,27 +92,30 @@ public final class TieredSessionStorage: SessionStorage, Service {
             try? await gracefulShutdown()
             return
         }
-        var lastSequence: [String: UInt64] = [:]
-        for await signal in bus.signals().cancelOnGracefulShutdown() {
-            switch signal {
-            case .connected:
-                flush("bus connected")
-                lastSequence = [:]
-                frontEnabled.store(true, ordering: .releasing)
-            case .disconnected:
-                frontEnabled.store(false, ordering: .releasing)
-                flush("bus disconnected")
-            case .message(let message):
-                guard message.origin != bus.instanceID else { continue }
-                // Sequence 0: the transport itself delivers every message while connected
-                // (PostgreSQL NOTIFY sent inside the writes), so there is no sequence to check.
-                if message.sequence != 0 {
-                    if let last = lastSequence[message.origin], message.sequence != last + 1 {
-                        flush("gap in \(message.origin)'s messages: \(last) then \(message.sequence)")
+        // Not `cancelOnGracefulShutdown()`: its merge hands every message across tasks.
+        await cancelWhenGracefulShutdown { [self] in
+            var lastSequence: [String: UInt64] = [:]
+            for await signal in bus.signals() {
+                switch signal {
+                case .connected:
+                    flush("bus connected")
+                    lastSequence = [:]
+                    frontEnabled.store(true, ordering: .releasing)
+                case .disconnected:
+                    frontEnabled.store(false, ordering: .releasing)
+                    flush("bus disconnected")
+                case .message(let message):
+                    guard message.origin != bus.instanceID else { continue }
+                    // Sequence 0: the transport itself delivers every message while connected
+                    // (PostgreSQL NOTIFY sent inside the writes), so there is no sequence to check.
+                    if message.sequence != 0 {
+                        if let last = lastSequence[message.origin], message.sequence != last + 1 {
+                            flush("gap in \(message.origin)'s messages: \(last) then \(message.sequence)")
+                        }
+                        lastSequence[message.origin] = message.sequence
                     }
-                    lastSequence[message.origin] = message.sequence
+                    apply(message.change)
                 }
-                apply(message.change)
             }
         }
         frontEnabled.store(false, ordering: .releasing)

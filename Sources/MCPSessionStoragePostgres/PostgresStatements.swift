@@ -594,3 +594,22 @@ struct Notifying<Base: NotifyingWrite>: PostgresPreparedStatement {
 
     func decodeRow(_ row: PostgresRow) throws -> Base.Row { try base.decodeRow(row) }
 }
+
+/// The standalone bus's NOTIFY, prepared once per connection like every other statement.
+struct Notify: PostgresPreparedStatement {
+    static let name = "mcp_notify"
+    static let sql = "SELECT pg_notify($1, $2)"
+    static let bindingDataTypes: [PostgresDataType] = [.text, .text]
+    typealias Row = Void
+    let channel: String
+    let payload: String
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 2)
+        bindings.append(channel)
+        bindings.append(payload)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws {}
+}

@@ -24,6 +24,17 @@ struct ChangeBusPayloadTests {
         #expect(messages.prefix(200).map(\.change) == changes)
     }
 
+    @Test("changes that pile up while nothing can send are dropped past the cap, and their numbers skipped")
+    func overflow() async throws {
+        // Never run: nothing drains the queue, as when the database is unreachable.
+        let bus = try PostgresChangeBus(configuration: try .init(url: "postgres://u@127.0.0.1/db"), instanceID: "stuck")
+        let id = try SessionID(validating: "s")
+        for version in 1...(PostgresChangeBus.maxQueued + 1) { await bus.publish(.sessionChanged(id, version: Int64(version))) }
+        let next = bus.payloads(for: [.sessionDeleted(id)]).flatMap { $0.split(separator: "\n") }.compactMap(ChangeMessageText.decode)
+        // The first maxQueued were dropped unsent, so the next message sent shows the hole.
+        #expect(next.map(\.sequence) == [UInt64(PostgresChangeBus.maxQueued) + 1])
+    }
+
     @Test("names that would break SQL or messages are refused")
     func badNames() throws {
         let configuration = try PostgresSessionStorage.Configuration(url: "postgres://u@127.0.0.1/db")

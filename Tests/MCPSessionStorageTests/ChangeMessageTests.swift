@@ -28,6 +28,32 @@ struct ChangeMessageTests {
         #expect(ChangeMessageText.decode(Substring(text)) == nil)
     }
 
+    @Test("merging keeps a session's highest version and a stream's highest event, where the last of each was")
+    func merging() throws {
+        let (a, b) = (try SessionID(validating: "a"), try SessionID(validating: "b"))
+        let (one, two) = (try StreamID.request(1), try StreamID.request(2))
+        let merged = SessionChange.merging([
+            .sessionChanged(a, version: 3), .eventAppended(a, stream: one, eventID: 10), .sessionChanged(b, version: 1),
+            .sessionChanged(a, version: 5), .eventAppended(a, stream: two, eventID: 11), .sessionChanged(a, version: 4),
+            .eventAppended(a, stream: one, eventID: 12),
+        ])
+        #expect(merged == [
+            .sessionChanged(b, version: 1), .eventAppended(a, stream: two, eventID: 11), .sessionChanged(a, version: 5),
+            .eventAppended(a, stream: one, eventID: 12),
+        ])
+    }
+
+    @Test("merging leaves every change of a session that was deleted among them, in order")
+    func mergingAroundDeletes() throws {
+        let (a, b) = (try SessionID(validating: "a"), try SessionID(validating: "b"))
+        let changes: [SessionChange] = [
+            .sessionChanged(a, version: 7), .sessionDeleted(a), .sessionChanged(a, version: 1), .sessionChanged(b, version: 2),
+            .eventAppended(b, stream: .standalone, eventID: 3), .eventsDeleted(b), .eventAppended(b, stream: .standalone, eventID: 1),
+        ]
+        #expect(SessionChange.merging(changes) == changes)
+        #expect(SessionChange.merging([]) == [])
+    }
+
     @Test("stream ids may not hold control characters, so messages can join with newlines")
     func streamIDs() {
         #expect(throws: SessionStorageError.self) { try StreamID(validating: "a\nb") }

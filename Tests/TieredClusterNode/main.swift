@@ -1,7 +1,7 @@
 // One instance of a tiered cluster over PostgreSQL, driven line by line on stdin for the
 // cross-process tests. Every command answers one line on stdout.
 //
-//   TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached|standalone|none
+//   TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached|standalone[:GAP_MS]|none
 //
 //   create ID                  -> ok
 //   set ID KEY JSON            -> ok VERSION
@@ -51,16 +51,19 @@ LoggingSystem.bootstrap { label in
 }
 let arguments = CommandLine.arguments
 guard arguments.count == 6 else {
-    FileHandle.standardError.write(Data("usage: TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached|standalone\n".utf8))
+    FileHandle.standardError.write(Data("usage: TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached|standalone[:GAP_MS]|none\n".utf8))
     exit(2)
 }
 var configuration = try PostgresSessionStorage.Configuration(url: arguments[1])
 configuration.tls = .disable
 configuration.schema = arguments[2]
 let durable = try PostgresSessionStorage(configuration: configuration)
+let mode = arguments[5].split(separator: ":")
 let bus: PostgresChangeBus? =
-    switch arguments[5] {
+    switch mode[0] {
     case "attached": try PostgresChangeBus(attachedTo: durable, channel: arguments[3], instanceID: arguments[4])
+    case "standalone" where mode.count == 2:
+        try PostgresChangeBus(configuration: configuration, channel: arguments[3], instanceID: arguments[4], minimumGap: .milliseconds(Int(mode[1]) ?? 0))
     case "standalone": try PostgresChangeBus(configuration: configuration, channel: arguments[3], instanceID: arguments[4])
     default: nil
     }

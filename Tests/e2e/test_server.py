@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -54,6 +55,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_port_run(count: int) -> int:
+    """The first of `count` consecutive free loopback ports, below the ephemeral range, where
+    the kernel does not hand them to outgoing connections meanwhile."""
+    for base in random.sample(range(20000, 32000, count), 200):
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 class Server:
@@ -428,11 +443,15 @@ class ClusterScriptTests(unittest.TestCase):
     """`scripts/cluster`: three instances behind nginx, round-robin, over one PostgreSQL."""
 
     def setUp(self) -> None:
-        self.port = free_port()
+        # nginx on the first port, the three instances on the next ones.
+        self.port = free_port_run(4)
         self.env = dict(os.environ, MCP_SERVER_BINARY=BINARY, CLUSTER_PORT=str(self.port),
                         CLUSTER_STORAGE=fresh_schema(require_postgres(POSTGRES_URL)))
         self.script = str(ROOT / "scripts/cluster")
-        subprocess.run([self.script, "start", "3"], env=self.env, check=True, capture_output=True, timeout=600)
+        started = subprocess.run([self.script, "start", "3"], env=self.env, capture_output=True, text=True, timeout=600)
+        if started.returncode != 0:
+            logs = "".join(f"\n--- {log.name}\n" + log.read_text()[-2000:] for log in sorted((ROOT / ".cluster").glob("*.log")))
+            self.fail(f"scripts/cluster start failed:\n{started.stderr}{logs}")
         self.url = f"http://127.0.0.1:{self.port}/mcp"
 
     def tearDown(self) -> None:
