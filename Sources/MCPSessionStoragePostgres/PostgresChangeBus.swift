@@ -56,8 +56,8 @@ public final class PostgresChangeBus: ChangeBus, Service {
     ///   made when the bus is idle goes at once; under load, changes wait up to this long and
     ///   travel together. Every NOTIFY costs a transaction on the sender and a wake-up of every
     ///   instance's listener, so the gap buys write throughput with staleness: three instances
-    ///   saturating one database wrote 0.63–0.69x of their bus-off rate at 2 ms, 0.83–0.85x at
-    ///   10 ms and 0.89–0.92x at 50 ms (`scripts/bench Cluster`).
+    ///   saturating one database wrote 0.64–0.75x of their bus-off rate at 2 ms, 0.89–0.98x at
+    ///   10 ms and 0.96–1.04x at 50 ms (`scripts/bench Cluster`).
     public convenience init(
         configuration: PostgresSessionStorage.Configuration, channel: String = "mcp_session_changes", instanceID: String = UUID().uuidString,
         minimumGap: Duration = .milliseconds(10), logger: Logger = Logger(label: "mcp.session.bus")

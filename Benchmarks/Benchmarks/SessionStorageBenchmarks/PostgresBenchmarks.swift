@@ -2,6 +2,7 @@ import Benchmark
 import Foundation
 import MCPSessionStorage
 import MCPSessionStoragePostgres
+import Synchronization
 
 /// PostgreSQL at 1 and 16 concurrent callers. Each benchmark gets its own schema
 /// (`bench_<operation>_c<callers>`), and caller k works on session "k", so `scripts/bench` can
@@ -45,9 +46,45 @@ enum PostgresBench {
         configuration.minimumConnections = connections
         configuration.maximumConnections = connections
         let storage = try PostgresSessionStorage(configuration: configuration)
-        Task { await storage.run() }
+        Background.run("PostgresSessionStorage.run (\(schema))") { await storage.run() }
         try await storage.client.query("DROP SCHEMA IF EXISTS \(unescaped: schema) CASCADE")
         return storage
+    }
+}
+
+/// The clients and buses a benchmark starts, stopped after it (`Benchmark.teardown`) so that
+/// their connections and listeners do not weigh on the benchmarks that follow.
+enum Background {
+    private static let tasks = Mutex<[(name: String, task: Task<Void, Never>)]>([])
+
+    static func run(_ name: String, _ body: @escaping @Sendable () async -> Void) {
+        tasks.withLock { $0.append((name, Task { await body() })) }
+    }
+
+    static func stopAll() async {
+        let running = tasks.withLock { tasks in
+            defer { tasks = [] }
+            return tasks
+        }
+        for (_, task) in running { task.cancel() }
+        // Each gets 5 s to close its connections; one that does not is reported and left, so
+        // that the run still ends.
+        for (name, task) in running {
+            let stopped = Flag()
+            Task {
+                await task.value
+                stopped.set()
+            }
+            let deadline = ContinuousClock.now + .seconds(5)
+            while !stopped.isSet, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+            if !stopped.isSet { FileHandle.standardError.write(Data("warning: \(name) did not stop within 5 s of cancellation\n".utf8)) }
+        }
+    }
+
+    private final class Flag: Sendable {
+        private let value = Atomic(false)
+        var isSet: Bool { value.load(ordering: .acquiring) }
+        func set() { value.store(true, ordering: .releasing) }
     }
 }
 

@@ -19,6 +19,7 @@ let benchmarks: @Sendable () -> Void = {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("mcp-bench-\(UUID().uuidString).db").path
         return try SQLiteSessionStorage(configuration: .init(path: path))
     }
+    Benchmark.teardown = { await Background.stopAll() }
     registerPostgres()
     registerTiered()
 }

@@ -38,8 +38,8 @@ func registerTiered() {
                 ? PostgresChangeBus(attachedTo: durable, channel: schema)
                 : PostgresChangeBus(configuration: durable.configuration, channel: schema)
             let tiered = TieredSessionStorage(durable: durable, bus: bus)
-            Task { await bus.run() }
-            Task { try await tiered.run() }
+            Background.run("PostgresChangeBus.run (\(schema))") { await bus.run() }
+            Background.run("TieredSessionStorage.run (\(schema))") { try? await tiered.run() }
             while !tiered.isFrontEnabled { try await Task.sleep(for: .milliseconds(10)) }
             return try await Fixture.make(tiered)
         })

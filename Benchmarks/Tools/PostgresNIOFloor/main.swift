@@ -1,13 +1,16 @@
 // The fastest PostgresNIO gets on one of pgbench's scripts: the floor under what any storage
 // built on it can reach, printed beside pgbench by `scripts/bench`.
 //
-//   PostgresNIOFloor URL SCHEMA SCRIPT CALLERS SECONDS [NAME=VALUE ...]  -> ops/s on stdout
+//   PostgresNIOFloor URL SCHEMA SCRIPT CALLERS SECONDS [--plain-task] [NAME=VALUE ...]  -> ops/s
 //
 // SCRIPT is one of Benchmarks/pgbench/*.sql. Its `:name` variables become `$n` parameters
 // sent untyped with the values given (`:client_id` is the caller's number), so PostgreSQL
 // infers their types as it does for `pgbench -M prepared`. Each caller has its own
 // `PostgresConnection` (no pool) and runs on that connection's event loop, so a query costs
-// no thread hop: nothing built on PostgresNIO can do less per query.
+// no thread hop: nothing built on PostgresNIO can do less per query. With `--plain-task` the
+// callers run on the default executor instead, as a storage's callers do: each query then
+// hops to the event loop and back, which no storage can spare a caller that is not already
+// on that loop.
 import Foundation
 import Logging
 import NIOCore
@@ -42,8 +45,9 @@ guard arguments.count >= 6, let url = URL(string: arguments[1]), let callers = I
     FileHandle.standardError.write(Data("usage: PostgresNIOFloor URL SCHEMA SCRIPT CALLERS SECONDS [NAME=VALUE ...]\n".utf8))
     exit(2)
 }
+let plainTask = arguments.dropFirst(6).contains("--plain-task")
 var values: [String: String] = [:]
-for pair in arguments.dropFirst(6) {
+for pair in arguments.dropFirst(6) where pair != "--plain-task" {
     let parts = pair.split(separator: "=", maxSplits: 1)
     values[String(parts[0])] = parts.count == 2 ? String(parts[1]) : ""
 }
@@ -94,7 +98,7 @@ let fixed = values
 let deadline = ContinuousClock.now + .seconds(seconds)
 let total = try await withThrowingTaskGroup(of: Int.self) { group in
     for (caller, connection) in connections.enumerated() {
-        group.addTask(executorPreference: EventLoopExecutor(connection.eventLoop)) {
+        group.addTask(executorPreference: plainTask ? nil : EventLoopExecutor(connection.eventLoop)) {
             let run = Script(values: names.map { $0 == "client_id" ? "\(caller)" : fixed[$0] ?? "" })
             var done = 0
             while ContinuousClock.now < deadline {
