@@ -10,6 +10,7 @@ PostgreSQL tests use MCP_POSTGRES_URL (and MCP_POSTGRES_FAULTS_URL for the outag
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import random
@@ -47,8 +48,12 @@ def require_postgres(url: str | None) -> str:
 
 
 def fresh_schema(url: str) -> str:
-    """The URL with a schema of its own, so runs do not see each other's sessions."""
-    return f"{url}{'&' if '?' in url else '?'}schema=e2e_{uuid.uuid4().hex[:12]}"
+    """The URL with a schema of its own, so runs do not see each other's sessions; the schema
+    is dropped when the tests end."""
+    schema = f"e2e_{uuid.uuid4().hex[:12]}"
+    atexit.register(subprocess.run, ["psql", url, "-qc", f"SET client_min_messages = warning; DROP SCHEMA IF EXISTS {schema} CASCADE"],
+                    capture_output=True, timeout=30)
+    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
 
 
 def free_port() -> int:
