@@ -35,9 +35,10 @@ extension SessionChange {
         var eventIDs: [EventKey: Int64] = [:]
         for change in changes where !deleted.contains(change.sessionID) {
             switch change {
-            case .sessionChanged(let id, let version): versions[id] = max(versions[id] ?? version, version)
+            case .sessionChanged(let id, let version): versions[id] = max(versions[id, default: version], version)
             case .eventAppended(let id, let stream, let eventID):
-                eventIDs[EventKey(id: id, stream: stream)] = max(eventIDs[EventKey(id: id, stream: stream)] ?? eventID, eventID)
+                let key = EventKey(id: id, stream: stream)
+                eventIDs[key] = max(eventIDs[key, default: eventID], eventID)
             case .sessionDeleted, .eventsDeleted: break
             }
         }
