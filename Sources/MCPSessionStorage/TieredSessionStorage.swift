@@ -176,7 +176,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
     private func cachedSession(_ id: SessionID) -> SessionInfo? { fromFront { front.session(id) } }
 
     /// The cached events of a session (a contiguous run ending at its newest event).
-    private func cachedEvents(_ id: SessionID) -> [SSEEvent]? { fromFront { front.entry(id)?.events } }
+    private func cachedEvents(_ id: SessionID) -> [SSEEvent]? { fromFront { front.events(id) } }
 
     /// Loads a session from the durable tier; concurrent loads of one session share one read.
     ///

@@ -11,15 +11,19 @@ import Synchronization
 /// to 5 s) when that connection drops, reporting `disconnected` and then `connected` so the
 /// tiered storage flushes its front.
 ///
-/// Two ways to send:
+/// Three ways to send:
 /// - **Attached** (`init(attachedTo:)`, when the durable tier is the same database): every write
 ///   of the ``PostgresSessionStorage`` carries its NOTIFY inside its own statement, so the
 ///   notification is sent if and only if the write commits, with no extra round trip.
+/// - **Attached with a gap** (`init(attachedTo:minimumGap:)`): a write carries its NOTIFY when
+///   the bus has been quiet for the gap, so an idle cluster hears of it as fast as above; under
+///   load, changes wait for the next such write, or the bus's own NOTIFY, at most the gap.
 /// - **Standalone** (`init(configuration:)`): `publish` queues the change; one sender drains the
 ///   queue, merges what it can (``SessionChange/merging(_:)``), and sends it in as few NOTIFYs
-///   as fit 7 000 bytes each, numbered so receivers see any loss.
+///   as fit 7 000 bytes each.
 ///
-/// Run it as a `Service` (it runs the listener, and in standalone mode the sender).
+/// Changes sent after their commits are numbered, so receivers see any that are lost.
+/// Run it as a `Service` (it runs the listener, and the sender when there is one).
 public final class PostgresChangeBus: ChangeBus, Service {
     public let instanceID: String
     public let changesEmittedByDurableWrites: Bool
@@ -31,24 +35,25 @@ public final class PostgresChangeBus: ChangeBus, Service {
     private let logger: Logger
     private let stream: AsyncStream<BusSignal>
     private let continuation: AsyncStream<BusSignal>.Continuation
-    private let queue = Mutex<[SessionChange]>([])
-    private let wake: AsyncStream<Void>.Continuation
-    private let wakes: AsyncStream<Void>
-    private let sequence = Mutex<UInt64>(0)
+    let emitter: ChangeEmitter
 
-    /// The shortest time between two NOTIFYs of the standalone sender.
-    public let minimumGap: Duration
-
-    /// The largest NOTIFY payload sent (PostgreSQL's limit is 8 000 bytes).
-    static let maxPayload = 7_000
-
-    /// The most changes the standalone sender holds while it cannot send.
-    static let maxQueued = 100_000
+    /// The shortest time between two NOTIFYs sent after their commits.
+    public var minimumGap: Duration { emitter.minimumGap }
 
     /// A bus whose changes are emitted by `storage`'s own write statements.
-    public convenience init(attachedTo storage: PostgresSessionStorage, channel: String = "mcp_session_changes", instanceID: String = UUID().uuidString, logger: Logger = Logger(label: "mcp.session.bus")) throws(SessionStorageError) {
-        try self.init(connection: storage.configuration, channel: channel, instanceID: instanceID, attached: true, minimumGap: .zero, logger: logger)
-        storage.emitChanges(on: channel, origin: instanceID)
+    /// - Parameter minimumGap: Zero (the default): every write carries its NOTIFY, sent if and
+    ///   only if it commits. NOTIFY takes a database-wide lock at commit, so this costs every
+    ///   write: 1.24–1.45x a bare write, and three instances saturating one database wrote
+    ///   0.64–0.73x of their bus-off rate (`scripts/bench`). Above zero: a write carries its
+    ///   NOTIFY (and the changes queued before it) only when none was sent for this long; the
+    ///   others are sent after their commits, at most this much later, and would be lost if the
+    ///   process died in between (other instances then hold them until ``TieredSessionStorage/Configuration/maxAge``).
+    public convenience init(
+        attachedTo storage: PostgresSessionStorage, channel: String = "mcp_session_changes", instanceID: String = UUID().uuidString,
+        minimumGap: Duration = .zero, logger: Logger = Logger(label: "mcp.session.bus")
+    ) throws(SessionStorageError) {
+        try self.init(connection: storage.configuration, channel: channel, instanceID: instanceID, attached: true, minimumGap: minimumGap, logger: logger)
+        storage.emitChanges(through: emitter)
     }
 
     /// A bus that sends its own NOTIFYs, for a durable tier that is not this database.
@@ -69,15 +74,16 @@ public final class PostgresChangeBus: ChangeBus, Service {
         connection configuration: PostgresSessionStorage.Configuration, channel: String, instanceID: String, attached: Bool,
         minimumGap: Duration, logger: Logger
     ) throws(SessionStorageError) {
-        self.minimumGap = minimumGap
         try PostgresSchema.checkIdentifier(channel)
         guard !instanceID.contains("|"), !instanceID.contains("\n") else {
             throw SessionStorageError(.invalidInput, "instance id must not contain '|' or a line break")
         }
+        guard minimumGap >= .zero else { throw SessionStorageError(.invalidInput, "minimumGap must not be negative") }
         self.instanceID = instanceID
         self.channel = channel
         self.changesEmittedByDurableWrites = attached
         self.logger = logger
+        emitter = ChangeEmitter(channel: channel, origin: instanceID, attached: attached, minimumGap: minimumGap, logger: logger)
         var listening = try configuration.clientConfiguration()
         listening.options.minimumConnections = 0
         listening.options.maximumConnections = 1
@@ -85,36 +91,22 @@ public final class PostgresChangeBus: ChangeBus, Service {
         // So operators (and the tests) can tell each instance's listener apart in pg_stat_activity.
         listening.options.additionalStartupParameters.append(("application_name", "mcp-bus-\(instanceID)"))
         listener = PostgresClient(configuration: listening, backgroundLogger: logger)
-        if attached {
-            publisher = nil
-        } else {
+        if emitter.needsSender {
             var publishing = try configuration.clientConfiguration()
             publishing.options.maximumConnections = 1
             publisher = PostgresClient(configuration: publishing, backgroundLogger: logger)
+        } else {
+            publisher = nil
         }
         (stream, continuation) = AsyncStream.makeStream(of: BusSignal.self)
-        (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     public func signals() -> AsyncStream<BusSignal> { stream }
 
+    /// Queues `change` for the sender (standalone); a no-op when the durable writes emit changes.
     public func publish(_ change: SessionChange) async {
-        guard publisher != nil else { return }
-        let dropped = queue.withLock { queue -> Int in
-            // While the database is unreachable nothing drains the queue. Past the cap its
-            // changes are dropped, and their numbers skipped so that receivers flush.
-            guard queue.count >= Self.maxQueued else {
-                queue.append(change)
-                return 0
-            }
-            defer { queue = [change] }
-            return queue.count
-        }
-        if dropped > 0 {
-            sequence.withLock { $0 += UInt64(dropped) }
-            logger.warning("change bus queue full; dropped changes, receivers will flush", metadata: ["dropped": "\(dropped)"])
-        }
-        wake.yield()
+        guard !changesEmittedByDurableWrites else { return }
+        emitter.enqueue(CollectionOfOne(change))
     }
 
     public func run() async {
@@ -125,7 +117,7 @@ public final class PostgresChangeBus: ChangeBus, Service {
                 group.addTask { await publisher.run() }
                 // Ending the wake-ups ends the sender; a plain stream, because
                 // `cancelOnGracefulShutdown()` costs a thread hop per element.
-                group.addTask { await withGracefulShutdownHandler { await self.send(with: publisher) } onGracefulShutdown: { self.wake.finish() } }
+                group.addTask { await withGracefulShutdownHandler { await self.send(with: publisher) } onGracefulShutdown: { self.emitter.finish() } }
             }
         }
         continuation.finish()
@@ -173,29 +165,29 @@ public final class PostgresChangeBus: ChangeBus, Service {
         }
     }
 
-    // MARK: Sending (standalone)
+    // MARK: Sending after the commits
 
-    /// Drains the queue whenever woken: changes queued while a NOTIFY is in flight, or within
-    /// `minimumGap` of the last one, go out together in the next. A change arriving when the
-    /// bus is idle goes at once, so the gap costs latency only under load.
+    /// Sends the emitter's queue whenever woken, at most once per `minimumGap`: changes queued
+    /// while a NOTIFY is in flight, or within the gap of the last one, go out together in the
+    /// next. A change arriving when the bus is idle goes at once.
     private func send(with client: PostgresClient) async {
         // One connection held for as long as it works: no pool lease per NOTIFY.
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 try await client.withConnection { connection in
-                    var lastSent = ContinuousClock.now - self.minimumGap
-                    for await _ in self.wakes {
-                        // A sleep, even one already over, suspends; skipping it saves a thread hop.
-                        if ContinuousClock.now < lastSent + self.minimumGap { try? await Task.sleep(until: lastSent + self.minimumGap) }
-                        lastSent = ContinuousClock.now
-                        let changes = SessionChange.merging(self.queue.withLock { queue in
-                            defer { queue.removeAll(keepingCapacity: true) }
-                            return queue
-                        })
-                        for payload in self.payloads(for: changes) {
-                            // A failure loses this batch: the receivers see the hole in the
-                            // sequence and flush. The next batch goes on a new connection.
-                            for try await _ in try await connection.execute(Notify(channel: self.channel, payload: payload), logger: self.logger) {}
+                    for await _ in self.emitter.wakes {
+                        sending: while true {
+                            switch self.emitter.next() {
+                            case .idle: break sending
+                            case .wait(let deadline):
+                                guard (try? await Task.sleep(until: deadline)) != nil else { return }
+                            case .send(let payloads):
+                                for payload in payloads {
+                                    // A failure loses this batch: the receivers see the hole in the
+                                    // sequence and flush. The next batch goes on a new connection.
+                                    for try await _ in try await connection.execute(Notify(channel: self.channel, payload: payload), logger: self.logger) {}
+                                }
+                            }
                         }
                     }
                 }
@@ -205,25 +197,5 @@ public final class PostgresChangeBus: ChangeBus, Service {
                 try? await Task.sleep(for: .milliseconds(100))
             }
         }
-    }
-
-    /// Numbers the changes and packs them into payloads of at most `maxPayload` bytes.
-    func payloads(for changes: [SessionChange]) -> [String] {
-        var payloads: [String] = []
-        var current = ""
-        for change in changes {
-            let number = sequence.withLock { value -> UInt64 in
-                value += 1
-                return value
-            }
-            let line = ChangeMessageText.encode(ChangeMessage(origin: instanceID, sequence: number, change: change))
-            if !current.isEmpty, current.utf8.count + 1 + line.utf8.count > Self.maxPayload {
-                payloads.append(current)
-                current = ""
-            }
-            current += current.isEmpty ? line : "\n" + line
-        }
-        if !current.isEmpty { payloads.append(current) }
-        return payloads
     }
 }

@@ -34,15 +34,11 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     private let stateWrites: Batcher<StateWrite, Int64>
     private let eventWrites: Batcher<EventWrite, Int64>
 
-    /// Where committed writes announce themselves when a `PostgresChangeBus` is attached.
-    struct ChangeEmitter: Sendable {
-        let channel: String
-        let origin: String
-    }
-
-    /// Makes every write send its change on `channel` inside its own statement.
-    func emitChanges(on channel: String, origin: String) {
-        emitter.withLock { $0 = ChangeEmitter(channel: channel, origin: origin) }
+    /// Makes every write send its change through `emitter` (a `PostgresChangeBus` attached to
+    /// this storage): inside its own statement when the emitter says so, otherwise queued once
+    /// it committed.
+    func emitChanges(through emitter: ChangeEmitter) {
+        self.emitter.withLock { $0 = emitter }
     }
 
     /// Makes the storage and its client. Nothing connects until ``run()`` runs.
@@ -127,12 +123,29 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         return nil
     }
 
-    /// Runs a write, with its NOTIFY inside the same statement when a bus is attached.
-    /// `prefix` and `suffix` frame the value the statement returns (a version or an event id).
-    private func write<S: NotifyingWrite>(_ statement: S, kind: Character, suffix: String) async throws -> S.Row? {
+    /// Runs a write, with its NOTIFY inside the same statement when the attached bus's emitter
+    /// claims it (and then with the queued changes the claim carries), or its `change` queued
+    /// once it committed. `prefix` and `suffix` frame the value the statement returns (a
+    /// version or an event id) in the message.
+    private func write<S: NotifyingWrite>(
+        _ statement: S, kind: Character, suffix: String, change: (S.Row) -> SessionChange
+    ) async throws -> S.Row? {
         guard let emitter = emitter.withLock({ $0 }) else { return try await first(statement) }
-        return try await first(Notifying(
-            base: statement, channel: emitter.channel, prefix: "\(kind)|\(emitter.origin)|0|", suffix: suffix))
+        guard let claim = emitter.claim(carrying: true) else {
+            let row = try await first(statement)
+            if let row { emitter.enqueue(CollectionOfOne(change(row))) }
+            return row
+        }
+        do {
+            let row = try await first(Notifying(
+                base: statement, channel: emitter.channel, prefix: claim.lines + "\(kind)|\(emitter.origin)|0|", suffix: suffix))
+            // No row written, no NOTIFY sent: what the claim carried goes back.
+            if row == nil { emitter.unclaim(claim) }
+            return row
+        } catch {
+            emitter.unclaim(claim)
+            throw error
+        }
     }
 
     private func exists(_ id: SessionID) async throws -> Bool {
@@ -147,7 +160,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         let session = SessionInfo(id: id ?? .generate(), fields: fields, at: Date())
         let insert = InsertSession(session: session, state: try StateColumns(fields.state, limits: limits))
         try await perform("creating session \(session.id)") { [self] in
-            guard try await write(insert, kind: "c", suffix: "|" + session.id.rawValue) != nil else {
+            guard try await write(insert, kind: "c", suffix: "|" + session.id.rawValue, change: { _ in .sessionChanged(session.id, version: 1) }) != nil else {
                 throw SessionStorageError(.versionConflict, "session \(session.id) already exists")
             }
         }
@@ -182,7 +195,8 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         let statement = UpdateSession(
             insert: InsertSession(session: updated, state: try StateColumns(session.state, limits: limits)), expectedVersion: session.version)
         let createdAt = try await perform("updating session \(session.id)") { [self] in
-            guard let createdAt = try await write(statement, kind: "c", suffix: "|" + session.id.rawValue) else {
+            let change = SessionChange.sessionChanged(session.id, version: session.version + 1)
+            guard let createdAt = try await write(statement, kind: "c", suffix: "|" + session.id.rawValue, change: { _ in change }) else {
                 guard try await exists(session.id) else { throw SessionStorageError.sessionNotFound(session.id) }
                 throw SessionStorageError(.versionConflict, "session \(session.id) changed since version \(session.version)")
             }
@@ -211,9 +225,10 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     @discardableResult
     public func deleteSession(_ id: SessionID) async throws(SessionStorageError) -> Bool {
         let emitter = emitter.withLock { $0 }
-        return try await perform("deleting session \(id)") { [self] in
+        let inline = emitter?.claim(carrying: false) != nil
+        let deleted = try await perform("deleting session \(id)") { [self] in
             let rows: PostgresRowSequence
-            if let emitter {
+            if let emitter, inline {
                 rows = try await client.query(
                     """
                     WITH deleted AS (DELETE FROM mcp_sessions WHERE id = \(id.rawValue) RETURNING id), \
@@ -226,6 +241,8 @@ public final class PostgresSessionStorage: SessionStorage, Service {
             for try await _ in rows { return true }
             return false
         }
+        if deleted, !inline { emitter?.enqueue(CollectionOfOne(.sessionDeleted(id))) }
+        return deleted
     }
 
     public func listSessions() async throws(SessionStorageError) -> [SessionID] {
@@ -272,18 +289,23 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         let limit = limits.maxStateBytesPerSession
         if calls.count == 1, let call = calls.first {
             let statement = SetState(id: call.id, write: call.input, now: now, limit: limit)
-            return try await write(statement, kind: "c", suffix: "|" + call.id.rawValue).map { [call.id: $0] } ?? [:]
+            return try await write(statement, kind: "c", suffix: "|" + call.id.rawValue) { .sessionChanged(call.id, version: $0) }.map { [call.id: $0] } ?? [:]
         }
-        return try await batch(SetStates(calls: calls, now: now, limit: limit), kind: "c")
+        return try await batch(SetStates(calls: calls, now: now, limit: limit), kind: "c") { .sessionChanged($0, version: $1) }
     }
 
-    /// Runs a batch statement, with its changes' NOTIFYs inside when a bus is attached.
-    private func batch<S: BatchWrite>(_ statement: S, kind: Character) async throws -> [SessionID: Int64] {
+    /// Runs a batch statement, with its changes' NOTIFYs inside when the attached bus's emitter
+    /// claims it, or its rows' changes queued once it committed.
+    private func batch<S: BatchWrite>(
+        _ statement: S, kind: Character, change: (SessionID, Int64) -> SessionChange?
+    ) async throws -> [SessionID: Int64] {
         let rows: [(SessionID, Int64)]
-        if let emitter = emitter.withLock({ $0 }) {
+        let emitter = emitter.withLock { $0 }
+        if let emitter, emitter.claim(carrying: false) != nil {
             rows = try await all(NotifyingBatch(base: statement, channel: emitter.channel, prefix: "\(kind)|\(emitter.origin)|0|"))
         } else {
             rows = try await all(statement)
+            emitter?.enqueue(rows.compactMap(change))
         }
         return Dictionary(rows, uniquingKeysWith: { first, _ in first })
     }
@@ -292,7 +314,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     public func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
         try limits.checkKey(key)
         let version = try await perform("removing state of \(id)") { [self] in
-            try await write(RemoveState(id: id, key: key, now: Date()), kind: "c", suffix: "|" + id.rawValue)
+            try await write(RemoveState(id: id, key: key, now: Date()), kind: "c", suffix: "|" + id.rawValue) { .sessionChanged(id, version: $0) }
         }
         guard let version else { throw .sessionNotFound(id) }
         return version
@@ -306,7 +328,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         let data = try limits.encodeEvent(event)
         let now = Date()
         let write = EventWrite(
-            stream: event.stream.rawValue, type: event.type, data: data.map { String(decoding: $0, as: UTF8.self) },
+            stream: event.stream, type: event.type, data: data.map { String(decoding: $0, as: UTF8.self) },
             retryMilliseconds: event.retryMilliseconds.map { Int32(clamping: $0) },
             notifySuffix: "|\(event.stream.rawValue.utf8.count)|\(event.stream.rawValue)\(id.rawValue)")
         let eventID: Int64?
@@ -330,9 +352,13 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         let keep = limits.maxEventsPerSession
         if calls.count == 1, let call = calls.first {
             let statement = AppendEvent(id: call.id, now: now, event: call.input, keep: keep)
-            return try await write(statement, kind: "e", suffix: call.input.notifySuffix).map { [call.id: $0] } ?? [:]
+            let change = { (eventID: Int64) in SessionChange.eventAppended(call.id, stream: call.input.stream, eventID: eventID) }
+            return try await write(statement, kind: "e", suffix: call.input.notifySuffix, change: change).map { [call.id: $0] } ?? [:]
         }
-        return try await batch(AppendEvents(calls: calls, now: now, keep: keep), kind: "e")
+        let streams = Dictionary(calls.map { ($0.id, $0.input.stream) }, uniquingKeysWith: { first, _ in first })
+        return try await batch(AppendEvents(calls: calls, now: now, keep: keep), kind: "e") { id, eventID in
+            streams[id].map { .eventAppended(id, stream: $0, eventID: eventID) }
+        }
     }
 
     public func events(in id: SessionID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
@@ -370,14 +396,15 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     @discardableResult
     public func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int {
         let emitter = emitter.withLock { $0 }
-        return try await perform("deleting events of \(id)") { [self] in
-            // Without a bus the WHERE clause sends nothing (the channel is only bound); one statement either way.
+        let inline = emitter?.claim(carrying: false) != nil
+        let deleted = try await perform("deleting events of \(id)") { [self] in
+            // Unless the change goes inline, the WHERE clause sends nothing (the channel is only bound); one statement either way.
             let channel = emitter?.channel ?? "mcp_session_changes_unused"
             let payload = "t|\(emitter?.origin ?? "")|0|" + id.rawValue
             let rows = try await client.query(
                 """
                 WITH deleted AS (DELETE FROM mcp_session_events WHERE session_id = \(id.rawValue) AND id < \(eventID) RETURNING 1), \
-                notified AS (SELECT pg_notify(\(channel), \(payload)) WHERE \(emitter != nil))
+                notified AS (SELECT pg_notify(\(channel), \(payload)) WHERE \(inline))
                 SELECT (SELECT count(*) FROM deleted), EXISTS (SELECT 1 FROM mcp_sessions WHERE id = \(id.rawValue)) \
                 FROM (SELECT count(*) FROM notified) sent
                 """, logger: logger)
@@ -387,6 +414,8 @@ public final class PostgresSessionStorage: SessionStorage, Service {
             }
             return 0
         }
+        if !inline { emitter?.enqueue(CollectionOfOne(.eventsDeleted(id))) }
+        return deleted
     }
 
     // MARK: Housekeeping
@@ -396,10 +425,11 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     /// never wait on each other in a cycle.
     public func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID] {
         let emitter = emitter.withLock { $0 }
-        return try await perform("expiring sessions") { [self] in
+        let inline = emitter?.claim(carrying: false) != nil
+        let expired = try await perform("expiring sessions") { [self] in
             var ids: [SessionID] = []
             let rows: PostgresRowSequence
-            if let emitter {
+            if let emitter, inline {
                 rows = try await client.query(
                     """
                     WITH expired AS (DELETE FROM mcp_sessions WHERE id IN \
@@ -419,6 +449,8 @@ public final class PostgresSessionStorage: SessionStorage, Service {
             }
             return ids
         }
+        if !inline { emitter?.enqueue(expired.map(SessionChange.sessionDeleted)) }
+        return expired
     }
 
     public func sessionCount() async throws(SessionStorageError) -> Int {

@@ -307,7 +307,7 @@ struct AppendEvent: PostgresPreparedStatement {
         var bindings = PostgresBindings(capacity: 7)
         bindings.append(id.rawValue)
         bindings.append(now)
-        bindings.append(event.stream)
+        bindings.append(event.stream.rawValue)
         bindings.append(event.type)
         bindings.append(event.data)
         bindings.append(event.retryMilliseconds)
@@ -320,7 +320,7 @@ struct AppendEvent: PostgresPreparedStatement {
 
 /// One append waiting for a batch.
 struct EventWrite: Sendable {
-    let stream: String
+    let stream: StreamID
     let type: String?
     let data: String?
     let retryMilliseconds: Int32?
@@ -362,7 +362,7 @@ struct AppendEvents: BatchWrite {
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings(capacity: 11)
         bindings.append(calls.map(\.id.rawValue))
-        bindings.append(calls.map(\.input.stream))
+        bindings.append(calls.map(\.input.stream.rawValue))
         bindings.append(calls.map { $0.input.type ?? "" })
         bindings.append(calls.map { $0.input.type != nil })
         bindings.append(calls.map { $0.input.data ?? "" })

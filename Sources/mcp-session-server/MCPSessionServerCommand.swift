@@ -40,6 +40,9 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
     @Option(help: "auto | none | postgres://…: where instances tell each other what changed (auto: the storage's database when it is PostgreSQL).")
     var bus = "auto"
 
+    @Option(help: "Milliseconds between NOTIFYs sent after commits (default: 0 with --bus auto, every NOTIFY inside its write; 10 with a bus URL).")
+    var busGap: Int?
+
     @Option(name: .customLong("session-ttl"), help: "Seconds a session may stay idle before it expires.")
     var sessionTTL = 1800
 
@@ -47,6 +50,7 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
         _ = try StorageSpec(parsing: storage)
         _ = try BusSpec(parsing: bus)
         guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be 0–65535") }
+        if let busGap, busGap < 0 { throw ValidationError("--bus-gap must not be negative") }
         guard sessionTTL > 0 else { throw ValidationError("--session-ttl must be positive") }
         if let cacheMaxEntries, cacheMaxEntries < 1 { throw ValidationError("--cache-max-entries must be at least 1") }
         if let cacheMaxBytes, cacheMaxBytes < 1 { throw ValidationError("--cache-max-bytes must be at least 1") }
@@ -56,7 +60,7 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
         var logger = Logger(label: "mcp-session-server")
         logger.logLevel = .info
         let stack = try StorageStack(
-            storage: try StorageSpec(parsing: storage), bus: try BusSpec(parsing: bus), cache: cache == .lru,
+            storage: try StorageSpec(parsing: storage), bus: try BusSpec(parsing: bus), busGap: busGap.map { .milliseconds($0) }, cache: cache == .lru,
             maxEntries: cacheMaxEntries, maxBytes: cacheMaxBytes, sessionTTL: .seconds(sessionTTL), logger: logger)
 
         var serverConfiguration = MCPServer.Configuration()

@@ -16,7 +16,7 @@ struct StorageStack {
     let description: String
 
     init(
-        storage spec: StorageSpec, bus busSpec: BusSpec, cache: Bool, maxEntries: Int?, maxBytes: Int?, sessionTTL: Duration, logger: Logger
+        storage spec: StorageSpec, bus busSpec: BusSpec, busGap: Duration?, cache: Bool, maxEntries: Int?, maxBytes: Int?, sessionTTL: Duration, logger: Logger
     ) throws {
         var services: [any Service] = []
         let durable: any SessionStorage
@@ -39,13 +39,17 @@ struct StorageStack {
         var busName = "none"
         if let busURL = busSpec.resolved(for: spec) {
             let postgresBus: PostgresChangeBus
-            // `auto` over PostgreSQL: the NOTIFY rides inside each write (atomic). A bus URL
-            // given explicitly, even the storage's own, gets the batched sender (faster writes).
+            // `auto` over PostgreSQL: the NOTIFY rides inside each write (atomic), or with a gap
+            // inside writes that far apart. A bus URL given explicitly, even the storage's own,
+            // gets the batched sender (faster writes).
             if let attachable, busSpec == .auto {
-                postgresBus = try PostgresChangeBus(attachedTo: attachable, logger: logger)
-                busName = "postgres (NOTIFY inside writes)"
+                let gap = busGap ?? .zero
+                postgresBus = try PostgresChangeBus(attachedTo: attachable, minimumGap: gap, logger: logger)
+                busName = gap == .zero ? "postgres (NOTIFY inside writes)" : "postgres (NOTIFY inside writes \(gap) apart, batched between)"
             } else {
-                postgresBus = try PostgresChangeBus(configuration: try PostgresSessionStorage.Configuration(url: busURL), logger: logger)
+                let configuration = try PostgresSessionStorage.Configuration(url: busURL)
+                postgresBus = try busGap.map { try PostgresChangeBus(configuration: configuration, minimumGap: $0, logger: logger) }
+                    ?? PostgresChangeBus(configuration: configuration, logger: logger)
                 busName = "postgres (batched NOTIFY)"
             }
             let fanout = ChangeBusFanout(postgresBus)

@@ -63,7 +63,7 @@ struct ClusterTests {
         return (nodes, schema, channel)
     }
 
-    @Test("a write on one instance is seen by the other two", arguments: ["attached", "standalone"])
+    @Test("a write on one instance is seen by the other two", arguments: ["attached", "attached:10", "standalone"])
     func propagation(mode: String) async throws {
         let (nodes, _, _) = try cluster(3, mode: mode)
         try nodes[0].send("create s1")
@@ -139,14 +139,17 @@ struct AttachedBusConformanceTests {
             _ = try PostgresChangeBus(attachedTo: durable, channel: "conformance_unheard")
             return durable
         }
-        try await check.run { limits in
-            let durable = try PostgresTestEnvironment.storage(limits: limits)
-            let bus = try PostgresChangeBus(attachedTo: durable, channel: "c" + durable.configuration.schema)
-            let tiered = TieredSessionStorage(durable: durable, bus: bus)
-            PostgresTestEnvironment.keepRunning { await bus.run() }
-            PostgresTestEnvironment.keepRunning { try? await tiered.run() }
-            for _ in 0..<500 where !tiered.isFrontEnabled { try await Task.sleep(for: .milliseconds(10)) }
-            return tiered
+        // With a gap, most writes queue their changes after committing instead.
+        for gap in [Duration.zero, .milliseconds(10)] {
+            try await check.run { limits in
+                let durable = try PostgresTestEnvironment.storage(limits: limits)
+                let bus = try PostgresChangeBus(attachedTo: durable, channel: "c" + durable.configuration.schema, minimumGap: gap)
+                let tiered = TieredSessionStorage(durable: durable, bus: bus)
+                PostgresTestEnvironment.keepRunning { await bus.run() }
+                PostgresTestEnvironment.keepRunning { try? await tiered.run() }
+                for _ in 0..<500 where !tiered.isFrontEnabled { try await Task.sleep(for: .milliseconds(10)) }
+                return tiered
+            }
         }
     }
 }
@@ -154,12 +157,14 @@ struct AttachedBusConformanceTests {
 @Suite("Batched writes and the attached bus", .enabled(if: PostgresTestEnvironment.shouldRun, PostgresTestEnvironment.skipReason))
 struct BatchedNotifyTests {
     /// Batches send their rows' changes several to a NOTIFY; each must reach the other instance.
-    @Test("every change of concurrent, batched writes reaches the other instance", .timeLimit(.minutes(1)))
-    func batchedChangesArrive() async throws {
+    /// With a gap, most of them are queued after their commits and go with a later write's
+    /// NOTIFY or the bus's own.
+    @Test("every change of concurrent, batched writes reaches the other instance", .timeLimit(.minutes(1)), arguments: [0, 10])
+    func batchedChangesArrive(gapMilliseconds: Int) async throws {
         let schema = PostgresTestEnvironment.freshSchema()
         func instance(_ name: String) async throws -> TieredSessionStorage {
             let durable = try PostgresTestEnvironment.storage(schema: schema)
-            let bus = try PostgresChangeBus(attachedTo: durable, channel: "c" + schema, instanceID: name)
+            let bus = try PostgresChangeBus(attachedTo: durable, channel: "c" + schema, instanceID: name, minimumGap: .milliseconds(gapMilliseconds))
             var configuration = TieredSessionStorage.Configuration()
             configuration.maxAge = .seconds(3600)  // only the bus can drop b's copies in time
             let tiered = TieredSessionStorage(durable: durable, configuration: configuration, bus: bus)

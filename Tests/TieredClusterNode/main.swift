@@ -1,7 +1,7 @@
 // One instance of a tiered cluster over PostgreSQL, driven line by line on stdin for the
 // cross-process tests. Every command answers one line on stdout.
 //
-//   TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached|standalone[:GAP_MS]|none
+//   TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached[:GAP_MS]|standalone[:GAP_MS]|none
 //
 //   create ID                  -> ok
 //   set ID KEY JSON            -> ok VERSION
@@ -11,7 +11,7 @@
 //   front-enabled              -> front-enabled true|false
 //   get-and-check-cached ID KEY -> value JSON cached yes|no
 //   await-evicted ID MS        -> evicted T | timeout      (T: CLOCK_MONOTONIC ns when seen)
-//   set-timed ID KEY JSON      -> ok VERSION T             (T: CLOCK_MONOTONIC ns just before the write)
+//   set-timed ID KEY JSON      -> ok VERSION T U           (T, U: CLOCK_MONOTONIC ns just before and after the write)
 //   load SECONDS CALLERS NAME  -> ops N                    (setState on sessions NAME-0…, for SECONDS)
 //   quit
 import Foundation
@@ -51,7 +51,7 @@ LoggingSystem.bootstrap { label in
 }
 let arguments = CommandLine.arguments
 guard arguments.count == 6 else {
-    FileHandle.standardError.write(Data("usage: TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached|standalone[:GAP_MS]|none\n".utf8))
+    FileHandle.standardError.write(Data("usage: TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached[:GAP_MS]|standalone[:GAP_MS]|none\n".utf8))
     exit(2)
 }
 var configuration = try PostgresSessionStorage.Configuration(url: arguments[1])
@@ -61,6 +61,8 @@ let durable = try PostgresSessionStorage(configuration: configuration)
 let mode = arguments[5].split(separator: ":")
 let bus: PostgresChangeBus? =
     switch mode[0] {
+    case "attached" where mode.count == 2:
+        try PostgresChangeBus(attachedTo: durable, channel: arguments[3], instanceID: arguments[4], minimumGap: .milliseconds(Int(mode[1]) ?? 0))
     case "attached": try PostgresChangeBus(attachedTo: durable, channel: arguments[3], instanceID: arguments[4])
     case "standalone" where mode.count == 2:
         try PostgresChangeBus(configuration: configuration, channel: arguments[3], instanceID: arguments[4], minimumGap: .milliseconds(Int(mode[1]) ?? 0))
@@ -116,7 +118,7 @@ while let line = readLine() {
         case "set-timed":
             let started = monotonicNanoseconds()
             let version = try await storage.setState(try JSONValue.decode(Data(words[3].utf8)), forKey: words[2], in: try SessionID(validating: words[1]))
-            say("ok \(version) \(started)")
+            say("ok \(version) \(started) \(monotonicNanoseconds())")
         case "load":
             let (seconds, callers, name) = (Int(words[1]) ?? 5, Int(words[2]) ?? 8, words[3])
             let ids = try (0..<callers).map { try SessionID(validating: "\(name)-\($0)") }

@@ -27,16 +27,20 @@ func registerTiered() {
         return fixture
     })
 
-    // The two buses: NOTIFY inside each write (atomic), and batched NOTIFYs after the commits.
-    for (name, attached) in [("Tiered set-state c1", true), ("Tiered set-state c1 batched bus", false)] {
+    // The buses: NOTIFY inside each write (atomic), inside writes at least 10 ms apart with
+    // batched NOTIFYs between, and batched NOTIFYs after the commits.
+    let buses = [
+        ("Tiered set-state c1", "bench_tiered_set", Duration?.some(.zero)),
+        ("Tiered set-state c1 attached bus 10 ms gap", "bench_tiered_set_gap", .milliseconds(10)),
+        ("Tiered set-state c1 batched bus", "bench_tiered_set_batched", nil),
+    ]
+    for (name, schema, attachedGap) in buses {
         Benchmark(name, closure: { benchmark, fixture in
             try await fixture.perform(.setState, times: benchmark.scaledIterations.count)
         }, setup: {
-            let schema = attached ? "bench_tiered_set" : "bench_tiered_set_batched"
             let durable = try await PostgresBench.storage(url: url, schema: schema, connections: 1)
-            let bus = try attached
-                ? PostgresChangeBus(attachedTo: durable, channel: schema)
-                : PostgresChangeBus(configuration: durable.configuration, channel: schema)
+            let bus = try attachedGap.map { try PostgresChangeBus(attachedTo: durable, channel: schema, minimumGap: $0) }
+                ?? PostgresChangeBus(configuration: durable.configuration, channel: schema)
             let tiered = TieredSessionStorage(durable: durable, bus: bus)
             Background.run("PostgresChangeBus.run (\(schema))") { await bus.run() }
             Background.run("TieredSessionStorage.run (\(schema))") { try? await tiered.run() }
