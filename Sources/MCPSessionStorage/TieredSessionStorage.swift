@@ -16,7 +16,9 @@ import Synchronization
 ///
 /// **Guarantees**
 /// - Read-your-writes on one instance: a write updates (or drops) the front only after the
-///   durable write succeeded; a failed write leaves the front as it was.
+///   durable write succeeded; a write that failed leaves the front as it was, unless it failed
+///   as `unavailable` (it may have committed): then the session is dropped here, and the other
+///   instances are told to drop it too.
 /// - While the bus is up, another instance's write is seen once its message arrives (the bus's
 ///   propagation delay).
 /// - After the bus drops or loses a message, the front is flushed: no entry cached before an
@@ -65,7 +67,9 @@ public final class TieredSessionStorage: SessionStorage, Service {
     private let nextLoadToken = Atomic<UInt64>(0)
     private let metrics: TieredMetrics
 
-    public init(durable: any SessionStorage, configuration: Configuration = Configuration(), bus: (any ChangeBus)? = nil, logger: Logger = Logger(label: "mcp.session.tiered")) {
+    /// A front over `durable`, told of other instances' writes by `bus` (`nil`: one instance).
+    /// - Parameter front: The front's sizes and ages.
+    public init(durable: any SessionStorage, front configuration: Configuration = Configuration(), bus: (any ChangeBus)? = nil, logger: Logger = Logger(label: "mcp.session.tiered")) {
         self.durable = durable
         self.configuration = configuration
         self.bus = bus
@@ -276,6 +280,20 @@ public final class TieredSessionStorage: SessionStorage, Service {
     /// Marks a local write, so a concurrent load does not cache what it replaced.
     private func wrote(_ id: SessionID) { invalidateLoad(id) }
 
+    /// Runs a durable write of session `id`. A write that failed as `unavailable` may still
+    /// have committed (its answer lost on the way back): the session leaves the front, here and
+    /// (through the bus) on the other instances, so none serves what the write may have replaced.
+    private func writing<T>(_ id: SessionID, _ body: () async throws(SessionStorageError) -> T) async throws(SessionStorageError) -> T {
+        do {
+            return try await timed(body)
+        } catch where error.code == .unavailable {
+            wrote(id)
+            front.remove(id)
+            await publish(.sessionChanged(id, version: .max))
+            throw error
+        }
+    }
+
     public func createSession(id: SessionID?, _ fields: NewSession) async throws(SessionStorageError) -> SessionInfo {
         let session = try await timed { [durable] () async throws(SessionStorageError) in try await durable.createSession(id: id, fields) }
         wrote(session.id)
@@ -285,7 +303,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
     }
 
     public func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo {
-        let updated = try await timed { [durable] () async throws(SessionStorageError) in try await durable.updateSession(session) }
+        let updated = try await writing(session.id) { [durable] () async throws(SessionStorageError) in try await durable.updateSession(session) }
         wrote(updated.id)
         if isFrontEnabled { front.store(updated) }
         await publish(.sessionChanged(updated.id, version: updated.version))
@@ -305,7 +323,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
 
     @discardableResult
     public func deleteSession(_ id: SessionID) async throws(SessionStorageError) -> Bool {
-        let existed = try await timed { [durable] () async throws(SessionStorageError) in try await durable.deleteSession(id) }
+        let existed = try await writing(id) { [durable] () async throws(SessionStorageError) in try await durable.deleteSession(id) }
         wrote(id)
         front.remove(id)
         await publish(.sessionDeleted(id))
@@ -314,7 +332,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
 
     @discardableResult
     public func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
-        let version = try await timed { [durable] () async throws(SessionStorageError) in try await durable.setState(value, forKey: key, in: id) }
+        let version = try await writing(id) { [durable] () async throws(SessionStorageError) in try await durable.setState(value, forKey: key, in: id) }
         // What a durable read would return: the value after a JSON round trip.
         let stored = try? JSONValue.decode(try value.encoded())
         await committedState(of: id, at: version) { state in
@@ -327,7 +345,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
 
     @discardableResult
     public func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
-        let version = try await timed { [durable] () async throws(SessionStorageError) in try await durable.removeState(forKey: key, in: id) }
+        let version = try await writing(id) { [durable] () async throws(SessionStorageError) in try await durable.removeState(forKey: key, in: id) }
         await committedState(of: id, at: version) { state in
             state[key] = nil
             return true
@@ -351,7 +369,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
 
     @discardableResult
     public func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent {
-        let stored = try await timed { [durable] () async throws(SessionStorageError) in try await durable.appendEvent(event, to: id) }
+        let stored = try await writing(id) { [durable] () async throws(SessionStorageError) in try await durable.appendEvent(event, to: id) }
         // Never hold an event the durable tier has trimmed: replay from a trimmed cursor must find nothing.
         let keep = min(configuration.eventsPerSession, limits.maxEventsPerSession)
         front.append(stored, to: id, keep: keep)
@@ -361,7 +379,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
 
     @discardableResult
     public func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int {
-        let count = try await timed { [durable] () async throws(SessionStorageError) in try await durable.deleteEvents(in: id, before: eventID) }
+        let count = try await writing(id) { [durable] () async throws(SessionStorageError) in try await durable.deleteEvents(in: id, before: eventID) }
         front.update(id) { entry in
             entry.events.removeAll { $0.id < eventID }
             return true

@@ -123,16 +123,23 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         return nil
     }
 
-    /// Runs a write, with its NOTIFY inside the same statement when the attached bus's emitter
-    /// claims it (and then with the queued changes the claim carries), or its `change` queued
-    /// once it committed. `prefix` and `suffix` frame the value the statement returns (a
-    /// version or an event id) in the message.
+    /// Runs a write of session `id`, with its NOTIFY inside the same statement when the
+    /// attached bus's emitter claims it (and then with the queued changes the claim carries), or
+    /// its `change` queued once it committed. `kind` and `suffix` frame the value the statement
+    /// returns (a version or an event id) in the message.
     private func write<S: NotifyingWrite>(
-        _ statement: S, kind: Character, suffix: String, change: (S.Row) -> SessionChange
+        _ statement: S, of id: SessionID, kind: Character, suffix: String, change: (S.Row) -> SessionChange
     ) async throws -> S.Row? {
         guard let emitter = emitter.withLock({ $0 }) else { return try await first(statement) }
         guard let claim = emitter.claim(carrying: true) else {
-            let row = try await first(statement)
+            let row: S.Row?
+            do {
+                row = try await first(statement)
+            } catch {
+                // It may have committed all the same: the others drop whatever they hold.
+                emitter.enqueue(CollectionOfOne(.sessionChanged(id, version: .max)))
+                throw error
+            }
             if let row { emitter.enqueue(CollectionOfOne(change(row))) }
             return row
         }
@@ -144,6 +151,25 @@ public final class PostgresSessionStorage: SessionStorage, Service {
             return row
         } catch {
             emitter.unclaim(claim)
+            throw error
+        }
+    }
+
+    /// Runs a write given the emitter its statement should NOTIFY through: the attached bus's,
+    /// if it claims this write. Otherwise `change` is queued once the write is done (unless
+    /// `unless` says it changed nothing), or once it failed: it may have committed all the same.
+    private func emitting<T>(
+        _ change: SessionChange, unless unchanged: (T) -> Bool = { _ in false },
+        _ write: (ChangeEmitter?) async throws(SessionStorageError) -> T
+    ) async throws(SessionStorageError) -> T {
+        guard let emitter = emitter.withLock({ $0 }) else { return try await write(nil) }
+        if emitter.claim(carrying: false) != nil { return try await write(emitter) }
+        do {
+            let result = try await write(nil)
+            if !unchanged(result) { emitter.enqueue(CollectionOfOne(change)) }
+            return result
+        } catch {
+            emitter.enqueue(CollectionOfOne(change))
             throw error
         }
     }
@@ -160,7 +186,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         let session = SessionInfo(id: id ?? .generate(), fields: fields, at: Date())
         let insert = InsertSession(session: session, state: try StateColumns(fields.state, limits: limits))
         try await perform("creating session \(session.id)") { [self] in
-            guard try await write(insert, kind: "c", suffix: "|" + session.id.rawValue, change: { _ in .sessionChanged(session.id, version: 1) }) != nil else {
+            guard try await write(insert, of: session.id, kind: "c", suffix: "|" + session.id.rawValue, change: { _ in .sessionChanged(session.id, version: 1) }) != nil else {
                 throw SessionStorageError(.versionConflict, "session \(session.id) already exists")
             }
         }
@@ -196,7 +222,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
             insert: InsertSession(session: updated, state: try StateColumns(session.state, limits: limits)), expectedVersion: session.version)
         let createdAt = try await perform("updating session \(session.id)") { [self] in
             let change = SessionChange.sessionChanged(session.id, version: session.version + 1)
-            guard let createdAt = try await write(statement, kind: "c", suffix: "|" + session.id.rawValue, change: { _ in change }) else {
+            guard let createdAt = try await write(statement, of: session.id, kind: "c", suffix: "|" + session.id.rawValue, change: { _ in change }) else {
                 guard try await exists(session.id) else { throw SessionStorageError.sessionNotFound(session.id) }
                 throw SessionStorageError(.versionConflict, "session \(session.id) changed since version \(session.version)")
             }
@@ -224,11 +250,16 @@ public final class PostgresSessionStorage: SessionStorage, Service {
 
     @discardableResult
     public func deleteSession(_ id: SessionID) async throws(SessionStorageError) -> Bool {
-        let emitter = emitter.withLock { $0 }
-        let inline = emitter?.claim(carrying: false) != nil
-        let deleted = try await perform("deleting session \(id)") { [self] in
+        try await emitting(.sessionDeleted(id), unless: { !$0 }) { [self] emitter throws(SessionStorageError) in
+            try await deleteSession(id, notifying: emitter)
+        }
+    }
+
+    /// The DELETE, with its NOTIFY inside when `emitter` is given.
+    private func deleteSession(_ id: SessionID, notifying emitter: ChangeEmitter?) async throws(SessionStorageError) -> Bool {
+        try await perform("deleting session \(id)") { [self] in
             let rows: PostgresRowSequence
-            if let emitter, inline {
+            if let emitter {
                 rows = try await client.query(
                     """
                     WITH deleted AS (DELETE FROM mcp_sessions WHERE id = \(id.rawValue) RETURNING id), \
@@ -241,8 +272,6 @@ public final class PostgresSessionStorage: SessionStorage, Service {
             for try await _ in rows { return true }
             return false
         }
-        if deleted, !inline { emitter?.enqueue(CollectionOfOne(.sessionDeleted(id))) }
-        return deleted
     }
 
     public func listSessions() async throws(SessionStorageError) -> [SessionID] {
@@ -289,22 +318,28 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         let limit = limits.maxStateBytesPerSession
         if calls.count == 1, let call = calls.first {
             let statement = SetState(id: call.id, write: call.input, now: now, limit: limit)
-            return try await write(statement, kind: "c", suffix: "|" + call.id.rawValue) { .sessionChanged(call.id, version: $0) }.map { [call.id: $0] } ?? [:]
+            return try await write(statement, of: call.id, kind: "c", suffix: "|" + call.id.rawValue) { .sessionChanged(call.id, version: $0) }.map { [call.id: $0] } ?? [:]
         }
-        return try await batch(SetStates(calls: calls, now: now, limit: limit), kind: "c") { .sessionChanged($0, version: $1) }
+        return try await batch(SetStates(calls: calls, now: now, limit: limit), of: calls.map(\.id), kind: "c") { .sessionChanged($0, version: $1) }
     }
 
     /// Runs a batch statement, with its changes' NOTIFYs inside when the attached bus's emitter
     /// claims it, or its rows' changes queued once it committed.
     private func batch<S: BatchWrite>(
-        _ statement: S, kind: Character, change: (SessionID, Int64) -> SessionChange?
+        _ statement: S, of ids: [SessionID], kind: Character, change: (SessionID, Int64) -> SessionChange?
     ) async throws -> [SessionID: Int64] {
         let rows: [(SessionID, Int64)]
         let emitter = emitter.withLock { $0 }
         if let emitter, emitter.claim(carrying: false) != nil {
             rows = try await all(NotifyingBatch(base: statement, channel: emitter.channel, prefix: "\(kind)|\(emitter.origin)|0|"))
         } else {
-            rows = try await all(statement)
+            do {
+                rows = try await all(statement)
+            } catch {
+                // It may have committed all the same: the others drop whatever they hold.
+                emitter?.enqueue(ids.map { .sessionChanged($0, version: .max) })
+                throw error
+            }
             emitter?.enqueue(rows.compactMap(change))
         }
         return Dictionary(rows, uniquingKeysWith: { first, _ in first })
@@ -314,7 +349,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     public func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
         try limits.checkKey(key)
         let version = try await perform("removing state of \(id)") { [self] in
-            try await write(RemoveState(id: id, key: key, now: Date()), kind: "c", suffix: "|" + id.rawValue) { .sessionChanged(id, version: $0) }
+            try await write(RemoveState(id: id, key: key, now: Date()), of: id, kind: "c", suffix: "|" + id.rawValue) { .sessionChanged(id, version: $0) }
         }
         guard let version else { throw .sessionNotFound(id) }
         return version
@@ -353,10 +388,10 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         if calls.count == 1, let call = calls.first {
             let statement = AppendEvent(id: call.id, now: now, event: call.input, keep: keep)
             let change = { (eventID: Int64) in SessionChange.eventAppended(call.id, stream: call.input.stream, eventID: eventID) }
-            return try await write(statement, kind: "e", suffix: call.input.notifySuffix, change: change).map { [call.id: $0] } ?? [:]
+            return try await write(statement, of: call.id, kind: "e", suffix: call.input.notifySuffix, change: change).map { [call.id: $0] } ?? [:]
         }
         let streams = Dictionary(calls.map { ($0.id, $0.input.stream) }, uniquingKeysWith: { first, _ in first })
-        return try await batch(AppendEvents(calls: calls, now: now, keep: keep), kind: "e") { id, eventID in
+        return try await batch(AppendEvents(calls: calls, now: now, keep: keep), of: calls.map(\.id), kind: "e") { id, eventID in
             streams[id].map { .eventAppended(id, stream: $0, eventID: eventID) }
         }
     }
@@ -395,16 +430,21 @@ public final class PostgresSessionStorage: SessionStorage, Service {
 
     @discardableResult
     public func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int {
-        let emitter = emitter.withLock { $0 }
-        let inline = emitter?.claim(carrying: false) != nil
-        let deleted = try await perform("deleting events of \(id)") { [self] in
-            // Unless the change goes inline, the WHERE clause sends nothing (the channel is only bound); one statement either way.
+        try await emitting(.eventsDeleted(id)) { [self] emitter throws(SessionStorageError) in
+            try await deleteEvents(in: id, before: eventID, notifying: emitter)
+        }
+    }
+
+    /// The DELETE, with its NOTIFY inside when `emitter` is given.
+    private func deleteEvents(in id: SessionID, before eventID: Int64, notifying emitter: ChangeEmitter?) async throws(SessionStorageError) -> Int {
+        try await perform("deleting events of \(id)") { [self] in
+            // Without an emitter the WHERE clause sends nothing (the channel is only bound); one statement either way.
             let channel = emitter?.channel ?? "mcp_session_changes_unused"
             let payload = "t|\(emitter?.origin ?? "")|0|" + id.rawValue
             let rows = try await client.query(
                 """
                 WITH deleted AS (DELETE FROM mcp_session_events WHERE session_id = \(id.rawValue) AND id < \(eventID) RETURNING 1), \
-                notified AS (SELECT pg_notify(\(channel), \(payload)) WHERE \(inline))
+                notified AS (SELECT pg_notify(\(channel), \(payload)) WHERE \(emitter != nil))
                 SELECT (SELECT count(*) FROM deleted), EXISTS (SELECT 1 FROM mcp_sessions WHERE id = \(id.rawValue)) \
                 FROM (SELECT count(*) FROM notified) sent
                 """, logger: logger)
@@ -414,8 +454,6 @@ public final class PostgresSessionStorage: SessionStorage, Service {
             }
             return 0
         }
-        if !inline { emitter?.enqueue(CollectionOfOne(.eventsDeleted(id))) }
-        return deleted
     }
 
     // MARK: Housekeeping

@@ -62,7 +62,7 @@ struct StorageStack {
             var configuration = TieredSessionStorage.Configuration()
             if let maxEntries { configuration.maxEntries = maxEntries }
             if let maxBytes { configuration.maxBytes = maxBytes }
-            let tiered = TieredSessionStorage(durable: durable, configuration: configuration, bus: bus, logger: logger)
+            let tiered = TieredSessionStorage(durable: durable, front: configuration, bus: bus, logger: logger)
             services.append(tiered)
             storage = tiered
         }

@@ -167,7 +167,7 @@ struct BatchedNotifyTests {
             let bus = try PostgresChangeBus(attachedTo: durable, channel: "c" + schema, instanceID: name, minimumGap: .milliseconds(gapMilliseconds))
             var configuration = TieredSessionStorage.Configuration()
             configuration.maxAge = .seconds(3600)  // only the bus can drop b's copies in time
-            let tiered = TieredSessionStorage(durable: durable, configuration: configuration, bus: bus)
+            let tiered = TieredSessionStorage(durable: durable, front: configuration, bus: bus)
             PostgresTestEnvironment.keepRunning { await bus.run() }
             PostgresTestEnvironment.keepRunning { try? await tiered.run() }
             while !tiered.isFrontEnabled { try await Task.sleep(for: .milliseconds(10)) }

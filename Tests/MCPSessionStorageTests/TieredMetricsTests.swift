@@ -25,7 +25,7 @@ struct TieredMetricsTests {
         configuration.metricsDimensions = dimensions
         let hub = InProcessChangeBus.Hub()
         let durable = CountingStorage(delay: .milliseconds(30))
-        let tiered = TieredSessionStorage(durable: durable, configuration: configuration, bus: InProcessChangeBus(hub: hub, instanceID: "me"))
+        let tiered = TieredSessionStorage(durable: durable, front: configuration, bus: InProcessChangeBus(hub: hub, instanceID: "me"))
         Task { try await tiered.run() }
         try await waitUntil { tiered.isFrontEnabled }
         let other = InProcessChangeBus(hub: hub, instanceID: "other")

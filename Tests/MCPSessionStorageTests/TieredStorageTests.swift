@@ -146,6 +146,28 @@ struct TieredBusTests {
         #expect(try await b.session(id) == nil)
     }
 
+    @Test("a write whose answer is lost (unavailable, yet committed) leaves no stale copy on either instance")
+    func lostAnswer() async throws {
+        let durable = CountingStorage()
+        let hub = InProcessChangeBus.Hub()
+        let a = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "a"))
+        let b = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "b"))
+        Task { try await a.run() }
+        Task { try await b.run() }
+        try await waitUntil { a.isFrontEnabled && b.isFrontEnabled }
+        let id = try await a.createSession(NewSession(state: ["k": "old"])).id
+        #expect(try await a.stateValue(forKey: "k", in: id) == "old")
+        #expect(try await b.stateValue(forKey: "k", in: id) == "old")  // cached on both
+
+        durable.loseAnswers.store(true, ordering: .relaxed)
+        await #expect(throws: SessionStorageError.self) { try await a.setState("new", forKey: "k", in: id) }
+        durable.loseAnswers.store(false, ordering: .relaxed)
+        #expect(a.front.entry(id) == nil)
+        try await waitUntil { b.front.entry(id) == nil }
+        #expect(try await a.stateValue(forKey: "k", in: id) == "new")
+        #expect(try await b.stateValue(forKey: "k", in: id) == "new")
+    }
+
     @Test("a gap in an origin's sequence flushes the front")
     func gapFlushes() async throws {
         let (a, b, hub) = try await pair()
@@ -188,12 +210,14 @@ func waitUntil(_ condition: @escaping @Sendable () -> Bool) async throws {
     }
 }
 
-/// An in-memory store that counts its reads and can be slow: to observe what the tier asks of
-/// the durable tier.
+/// An in-memory store that counts its reads, can be slow, and can lose its answers: to observe
+/// what the tier asks of the durable tier.
 final class CountingStorage: SessionStorage {
     let inner = InMemorySessionStorage()
     let reads = Atomic<Int>(0)
     let eventReads = Atomic<Int>(0)
+    /// Writes commit, then fail as `unavailable`: a connection lost before the answer arrived.
+    let loseAnswers = Atomic<Bool>(false)
     let delay: Duration
     /// Read first, then wait: the result is a snapshot from before the wait, as a slow network
     /// would deliver it.
@@ -232,7 +256,11 @@ final class CountingStorage: SessionStorage {
         reads.add(1, ordering: .relaxed)
         return try await inner.stateValue(forKey: key, in: id)
     }
-    func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 { try await inner.setState(value, forKey: key, in: id) }
+    func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
+        let version = try await inner.setState(value, forKey: key, in: id)
+        if loseAnswers.load(ordering: .relaxed) { throw SessionStorageError(.unavailable, "the answer to a committed write was lost") }
+        return version
+    }
     func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 { try await inner.removeState(forKey: key, in: id) }
     func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent { try await inner.appendEvent(event, to: id) }
     func recentEvents(in id: SessionID, limit: Int) async throws(SessionStorageError) -> [SSEEvent] {
