@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Cluster figures for scripts/bench, measured across real processes over one PostgreSQL.
 
-  cluster.py NODE URL
+  cluster.py NODE URL [SECTIONS]      SECTIONS: a comma-separated subset of propagation,cost,load
 
 NODE is the TieredClusterNode executable. Prints JSON lines:
 - invalidation propagation, from the moment one instance starts a write to the moment another
   sees its cached copy evicted (an upper bound on commit-to-eviction), p50 and p99, for each bus
   (with writes spaced beyond the gap of the buses that have one, and back to back);
+- the cost of a write at one caller through the tier and each bus, against the same write on
+  the bare PostgreSQL storage, each bus-on run between two bare runs in one process kind;
 - write throughput of three instances sharing the database with the bus off, and with it on
   in each mode (NOTIFY inside each write; inside writes at least 10 ms apart and batched after
   the commits between; batched NOTIFY after commits, at the default gap between NOTIFYs and at
@@ -15,6 +17,7 @@ NODE is the TieredClusterNode executable. Prints JSON lines:
 import json, subprocess, sys, time, uuid
 
 NODE, URL = sys.argv[1], sys.argv[2]
+SECTIONS = (sys.argv[3] if len(sys.argv) > 3 else "propagation,cost,load").split(",")
 
 
 class Node:
@@ -100,25 +103,59 @@ def throughput(mode, seconds=5, callers=8):
         drop(schema)
 
 
-# Writes 1 ms apart keep the machine warm. A bus with a gap (10 ms) sends a change at once only
-# when its last NOTIFY is older than the gap, so those are measured with writes 15 ms apart,
-# beside the attached bus at the same spacing (an idle machine wakes more slowly), and back to back.
-for mode, label, spacing in [("attached", "", 0), ("attached", ", writes 15 ms apart", 0.015),
-                             ("attached:10", ", attached bus with 10 ms gap, writes 15 ms apart", 0.015),
-                             ("attached:10", ", attached bus with 10 ms gap, writes back to back", 0),
-                             ("standalone", ", batched bus, writes 15 ms apart", 0.015),
-                             ("standalone", ", batched bus, writes back to back", 0)]:
-    for record in propagation(mode, label, spacing):
-        print(json.dumps(record))
-# Each bus-on load runs between two bus-off loads and is compared with their mean, so that the
-# machine drifting during the run does not land on one side of a ratio.
-modes = [("attached", "NOTIFY inside each write"), ("attached:10", "NOTIFY inside writes 10 ms apart, batched between"),
-         ("standalone", "batched NOTIFY"),
-         ("standalone:2", "batched NOTIFY, 2 ms gap"), ("standalone:50", "batched NOTIFY, 50 ms gap")]
-offs = [throughput("none")]
-for mode, label in modes:
-    on = throughput(mode)
-    offs.append(throughput("none"))
-    off = (offs[-2] + offs[-1]) / 2
-    print(json.dumps({"name": f"3 instances set-state, bus on ({label})", "value": round(on), "unit": "ops/s",
-                      "peer": "same load, bus off", "peer_value": round(off), "ratio": round(on / off, 3)}), flush=True)
+def propagation_section():
+    # Writes 1 ms apart keep the machine warm. A bus with a gap (10 ms) sends a change at once
+    # only when its last NOTIFY is older than the gap, so those are measured with writes 15 ms
+    # apart, beside the attached bus at the same spacing (an idle machine wakes more slowly),
+    # and back to back.
+    for mode, label, spacing in [("attached", "", 0), ("attached", ", writes 15 ms apart", 0.015),
+                                 ("attached:10", ", attached bus with 10 ms gap, writes 15 ms apart", 0.015),
+                                 ("attached:10", ", attached bus with 10 ms gap, writes back to back", 0),
+                                 ("standalone", ", batched bus, writes 15 ms apart", 0.015),
+                                 ("standalone", ", batched bus, writes back to back", 0)]:
+        for record in propagation(mode, label, spacing):
+            print(json.dumps(record), flush=True)
+
+
+def write_rate(schema, channel, mode, seconds=3):
+    node = Node(schema, channel, "w", mode)
+    try:
+        node.write(f"load {seconds} 1 w")
+        return int(node.read().split()[1]) / seconds
+    finally:
+        node.close()
+
+
+def cost_section():
+    # The write at one caller through the tier and a bus, beside the bare storage's: each
+    # between two bare runs, compared with their mean, as the loads below.
+    schema, channel = fresh("bench_cost_")
+    try:
+        bare = [write_rate(schema, channel, "bare")]
+        for mode, label in [("attached", "attached bus"), ("attached:10", "attached bus with 10 ms gap"), ("standalone", "batched bus")]:
+            on = write_rate(schema, channel, mode)
+            bare.append(write_rate(schema, channel, "bare"))
+            off = (bare[-2] + bare[-1]) / 2
+            print(json.dumps({"name": f"Write through the tier at 1 caller, {label}", "value": round(on), "unit": "ops/s",
+                              "peer": "the bare PostgreSQL write", "peer_value": round(off), "ratio": round(on / off, 3)}), flush=True)
+    finally:
+        drop(schema)
+
+
+def load_section():
+    # Each bus-on load runs between two bus-off loads and is compared with their mean, so that
+    # the machine drifting during the run does not land on one side of a ratio.
+    modes = [("attached", "NOTIFY inside each write"), ("attached:10", "NOTIFY inside writes 10 ms apart, batched between"),
+             ("standalone", "batched NOTIFY"),
+             ("standalone:2", "batched NOTIFY, 2 ms gap"), ("standalone:50", "batched NOTIFY, 50 ms gap")]
+    offs = [throughput("none")]
+    for mode, label in modes:
+        on = throughput(mode)
+        offs.append(throughput("none"))
+        off = (offs[-2] + offs[-1]) / 2
+        print(json.dumps({"name": f"3 instances set-state, bus on ({label})", "value": round(on), "unit": "ops/s",
+                          "peer": "same load, bus off", "peer_value": round(off), "ratio": round(on / off, 3)}), flush=True)
+
+
+for section in SECTIONS:
+    {"propagation": propagation_section, "cost": cost_section, "load": load_section}[section]()

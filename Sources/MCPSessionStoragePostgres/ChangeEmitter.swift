@@ -72,15 +72,18 @@ final class ChangeEmitter: Sendable {
     /// Asks to send a write's change inside the write. `nil`: write without it, then ``enqueue(_:)``
     /// the change once committed. `carrying`: the claim may take queued changes along (only for
     /// writes that send one payload); a write that then does not send must give them back with
-    /// ``unclaim(_:)``.
+    /// ``unclaim(_:)``. A write that cannot carry is refused while changes are queued.
     func claim(carrying: Bool) -> Claim? {
         guard attached else { return nil }
         guard minimumGap > .zero else { return .inline }
         let now = ContinuousClock.now
         return state.withLock { state -> Claim? in
             guard now >= state.lastSent + minimumGap else { return nil }
+            // A statement that cannot carry the queue leaves this NOTIFY to one that can (or to
+            // the sender): two in one gap would cost what the gap is there to save.
+            guard carrying || state.queue.isEmpty else { return nil }
             state.lastSent = now
-            guard carrying, !state.queue.isEmpty else { return .inline }
+            guard !state.queue.isEmpty else { return .inline }
             // Merged first: the queue only shrinks, and what is not taken stays for the sender.
             let merged = SessionChange.merging(state.queue)
             let first = state.sequence + 1

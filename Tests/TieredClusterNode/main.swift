@@ -1,7 +1,10 @@
 // One instance of a tiered cluster over PostgreSQL, driven line by line on stdin for the
 // cross-process tests. Every command answers one line on stdout.
 //
-//   TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached[:GAP_MS]|standalone[:GAP_MS]|none
+//   TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached[:GAP_MS]|standalone[:GAP_MS]|none|bare
+//
+// `none`: the tier without a bus; `bare`: also without a bus, and `load` writes to the
+// PostgreSQL storage directly, not through the tier.
 //
 //   create ID                  -> ok
 //   set ID KEY JSON            -> ok VERSION
@@ -27,7 +30,7 @@ func monotonicNanoseconds() -> UInt64 {
 }
 
 /// Writes one key of each session in a loop, one caller per session, until `duration` passes.
-func runLoad(on storage: TieredSessionStorage, sessions ids: [SessionID], for duration: Duration) async throws -> Int {
+func runLoad(on storage: any SessionStorage, sessions ids: [SessionID], for duration: Duration) async throws -> Int {
     let end = ContinuousClock.now + duration
     return try await withThrowingTaskGroup(of: Int.self) { group in
         for id in ids {
@@ -51,7 +54,7 @@ LoggingSystem.bootstrap { label in
 }
 let arguments = CommandLine.arguments
 guard arguments.count == 6 else {
-    FileHandle.standardError.write(Data("usage: TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached[:GAP_MS]|standalone[:GAP_MS]|none\n".utf8))
+    FileHandle.standardError.write(Data("usage: TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached[:GAP_MS]|standalone[:GAP_MS]|none|bare\n".utf8))
     exit(2)
 }
 var configuration = try PostgresSessionStorage.Configuration(url: arguments[1])
@@ -122,8 +125,9 @@ while let line = readLine() {
         case "load":
             let (seconds, callers, name) = (Int(words[1]) ?? 5, Int(words[2]) ?? 8, words[3])
             let ids = try (0..<callers).map { try SessionID(validating: "\(name)-\($0)") }
-            for id in ids { _ = try? await storage.createSession(id: id, NewSession()) }
-            say("ops \(try await runLoad(on: storage, sessions: ids, for: .seconds(seconds)))")
+            let target: any SessionStorage = mode[0] == "bare" ? durable : storage
+            for id in ids { _ = try? await target.createSession(id: id, NewSession()) }
+            say("ops \(try await runLoad(on: target, sessions: ids, for: .seconds(seconds)))")
         case "quit":
             exit(0)
         default:

@@ -27,6 +27,15 @@ func registerTiered() {
         return fixture
     })
 
+    // The reference for the writes below: the same write on the bare storage. Benchmarks run in
+    // name order, so this one runs among them rather than minutes before, with PostgreSQL's
+    // checkpoints and the machine's drift in between.
+    Benchmark("Tiered set-state c1 bare storage (reference)", closure: { benchmark, fixture in
+        try await fixture.perform(.setState, times: benchmark.scaledIterations.count)
+    }, setup: {
+        try await Fixture.make(try await PostgresBench.storage(url: url, schema: "bench_tiered_set_bare", connections: 1))
+    })
+
     // The buses: NOTIFY inside each write (atomic), inside writes at least 10 ms apart with
     // batched NOTIFYs between, and batched NOTIFYs after the commits.
     let buses = [
