@@ -43,11 +43,13 @@ public final class PostgresChangeBus: ChangeBus, Service {
     /// A bus whose changes are emitted by `storage`'s own write statements.
     /// - Parameter minimumGap: Zero (the default): every write carries its NOTIFY, sent if and
     ///   only if it commits. NOTIFY takes a database-wide lock at commit, so this costs every
-    ///   write: 1.24–1.45x a bare write, and three instances saturating one database wrote
-    ///   0.64–0.73x of their bus-off rate (`scripts/bench`). Above zero: a write carries its
-    ///   NOTIFY (and the changes queued before it) only when none was sent for this long; the
-    ///   others are sent after their commits, at most this much later, and would be lost if the
-    ///   process died in between (other instances then hold them until ``TieredSessionStorage/Configuration/maxAge``).
+    ///   write: 1.14–1.45x a bare write, and three instances saturating one database wrote
+    ///   0.64–0.73x of their bus-off rate (`scripts/bench Cluster`). Above zero: a write carries
+    ///   its NOTIFY (and the changes queued before it) only when none was sent for this long;
+    ///   the others are sent after their commits, at most this much later, and would be lost if
+    ///   the process died in between (other instances then hold them until
+    ///   ``TieredSessionStorage/Configuration/maxAge``). At 10 ms: 0.95–1.04x a bare write,
+    ///   0.89–1.01x of the bus-off rate.
     public convenience init(
         attachedTo storage: PostgresSessionStorage, channel: String = "mcp_session_changes", instanceID: String = UUID().uuidString,
         minimumGap: Duration = .zero, logger: Logger = Logger(label: "mcp.session.bus")
@@ -61,8 +63,8 @@ public final class PostgresChangeBus: ChangeBus, Service {
     ///   made when the bus is idle goes at once; under load, changes wait up to this long and
     ///   travel together. Every NOTIFY costs a transaction on the sender and a wake-up of every
     ///   instance's listener, so the gap buys write throughput with staleness: three instances
-    ///   saturating one database wrote 0.64–0.75x of their bus-off rate at 2 ms, 0.89–0.98x at
-    ///   10 ms and 0.96–1.04x at 50 ms (`scripts/bench Cluster`).
+    ///   saturating one database wrote 0.64–0.75x of their bus-off rate at 2 ms, 0.85–1.05x at
+    ///   10 ms and 0.95–1.04x at 50 ms (`scripts/bench Cluster`).
     public convenience init(
         configuration: PostgresSessionStorage.Configuration, channel: String = "mcp_session_changes", instanceID: String = UUID().uuidString,
         minimumGap: Duration = .milliseconds(10), logger: Logger = Logger(label: "mcp.session.bus")
