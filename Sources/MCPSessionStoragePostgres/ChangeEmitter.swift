@@ -11,8 +11,9 @@ import Synchronization
 ///   commits, and the sender sends the queue when the gap is over unless a write took it first.
 /// - Standalone: every change is queued, and the sender sends the queue at most once per gap.
 ///
-/// Changes carried inside a write are numbered 0 (their delivery is the commit's); queued
-/// changes are numbered when they are sent, so receivers see any that are lost.
+/// A write's own change is numbered 0 (its delivery is its commit's); queued changes are
+/// numbered when they leave the queue, with a write or the sender, so receivers see any that
+/// are lost.
 final class ChangeEmitter: Sendable {
     let channel: String
     let origin: String
