@@ -48,7 +48,7 @@ public final class PostgresChangeBus: ChangeBus, Service {
     ///   its NOTIFY (and the changes queued before it) only when none was sent for this long;
     ///   the others are sent after their commits, at most this much later, and would be lost if
     ///   the process died in between (other instances then hold them until
-    ///   ``TieredSessionStorage/Configuration/maxAge``). At 10 ms: 0.95–1.04x a bare write,
+    ///   ``TieredSessionStorage/Configuration/maxAge``). At 10 ms: 0.95–1.09x a bare write,
     ///   0.89–1.01x of the bus-off rate.
     public convenience init(
         attachedTo storage: PostgresSessionStorage, channel: String = "mcp_session_changes", instanceID: String = UUID().uuidString,
@@ -64,7 +64,7 @@ public final class PostgresChangeBus: ChangeBus, Service {
     ///   travel together. Every NOTIFY costs a transaction on the sender and a wake-up of every
     ///   instance's listener, so the gap buys write throughput with staleness: three instances
     ///   saturating one database wrote 0.64–0.75x of their bus-off rate at 2 ms, 0.85–1.05x at
-    ///   10 ms and 0.95–1.04x at 50 ms (`scripts/bench Cluster`).
+    ///   10 ms and 0.94–1.04x at 50 ms (`scripts/bench Cluster`).
     public convenience init(
         configuration: PostgresSessionStorage.Configuration, channel: String = "mcp_session_changes", instanceID: String = UUID().uuidString,
         minimumGap: Duration = .milliseconds(10), logger: Logger = Logger(label: "mcp.session.bus")
