@@ -45,7 +45,7 @@ struct StorageStack {
             if let attachable, busSpec == .auto {
                 let gap = busGap ?? .zero
                 postgresBus = try PostgresChangeBus(attachedTo: attachable, minimumGap: gap, logger: logger)
-                busName = gap == .zero ? "postgres (NOTIFY inside writes)" : "postgres (NOTIFY inside writes \(gap) apart, batched between)"
+                busName = gap == .zero ? "postgres (NOTIFY inside writes)" : "postgres (NOTIFY inside writes \(Int(gap / .milliseconds(1))) ms apart, batched between)"
             } else {
                 let configuration = try PostgresSessionStorage.Configuration(url: busURL)
                 postgresBus = try busGap.map { try PostgresChangeBus(configuration: configuration, minimumGap: $0, logger: logger) }
