@@ -438,6 +438,7 @@ class CommandLineTests(unittest.TestCase):
             (["--bus", "kafka://x"], "expected auto, none or postgres://"),
             (["--cache", "arc"], "--cache"),
             (["--session-ttl", "0"], "--session-ttl must be positive"),
+            (["--bus-gap=-1"], "--bus-gap must not be negative"),
         ]:
             run = subprocess.run([BINARY, *arguments], capture_output=True, text=True, timeout=30)
             self.assertNotEqual(run.returncode, 0, arguments)
