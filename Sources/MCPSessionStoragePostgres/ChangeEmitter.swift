@@ -140,6 +140,23 @@ final class ChangeEmitter: Sendable {
         if wasEmpty { wake.yield() }
     }
 
+    /// Runs a write that does not carry its NOTIFY, then queues the changes it made. A write
+    /// that failed may have committed all the same, so `uncertain` is queued then: changes that
+    /// make the other instances drop whatever they hold.
+    func deferring<T, Failure: Error>(
+        _ write: () async throws(Failure) -> T, changed: (T) -> [SessionChange], uncertain: @autoclosure () -> [SessionChange]
+    ) async throws(Failure) -> T {
+        let result: T
+        do {
+            result = try await write()
+        } catch {
+            enqueue(uncertain())
+            throw error
+        }
+        enqueue(changed(result))
+        return result
+    }
+
     /// Ends the sender's wake-ups.
     func finish() { wake.finish() }
 

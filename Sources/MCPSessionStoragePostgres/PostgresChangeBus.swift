@@ -26,7 +26,7 @@ import Synchronization
 /// Run it as a `Service` (it runs the listener, and the sender when there is one).
 public final class PostgresChangeBus: ChangeBus, Service {
     public let instanceID: String
-    public let changesEmittedByDurableWrites: Bool
+    public var changesEmittedByDurableWrites: Bool { emitter.attached }
     /// The channel LISTENed and NOTIFYed on.
     public let channel: String
     /// One connection, leased for as long as it listens.
@@ -83,7 +83,6 @@ public final class PostgresChangeBus: ChangeBus, Service {
         guard minimumGap >= .zero else { throw SessionStorageError(.invalidInput, "minimumGap must not be negative") }
         self.instanceID = instanceID
         self.channel = channel
-        self.changesEmittedByDurableWrites = attached
         self.logger = logger
         emitter = ChangeEmitter(channel: channel, origin: instanceID, attached: attached, minimumGap: minimumGap, logger: logger)
         var listening = try configuration.clientConfiguration()

@@ -132,16 +132,8 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     ) async throws -> S.Row? {
         guard let emitter = emitter.withLock({ $0 }) else { return try await first(statement) }
         guard let claim = emitter.claim(carrying: true) else {
-            let row: S.Row?
-            do {
-                row = try await first(statement)
-            } catch {
-                // It may have committed all the same: the others drop whatever they hold.
-                emitter.enqueue(CollectionOfOne(.sessionChanged(id, version: .max)))
-                throw error
-            }
-            if let row { emitter.enqueue(CollectionOfOne(change(row))) }
-            return row
+            return try await emitter.deferring(
+                { try await first(statement) }, changed: { $0.map { [change($0)] } ?? [] }, uncertain: [.sessionChanged(id, version: .max)])
         }
         do {
             let row = try await first(Notifying(
@@ -156,22 +148,15 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     }
 
     /// Runs a write given the emitter its statement should NOTIFY through: the attached bus's,
-    /// if it claims this write. Otherwise `change` is queued once the write is done (unless
-    /// `unless` says it changed nothing), or once it failed: it may have committed all the same.
-    private func emitting<T>(
-        _ change: SessionChange, unless unchanged: (T) -> Bool = { _ in false },
-        _ write: (ChangeEmitter?) async throws(SessionStorageError) -> T
-    ) async throws(SessionStorageError) -> T {
+    /// if it claims this write. Otherwise the write runs without, and the changes it made
+    /// (`changed`), or might have made if it failed (`uncertain`), are queued for the sender.
+    private func emitting<T, Failure: Error>(
+        changed: (T) -> [SessionChange], uncertain: @autoclosure () -> [SessionChange],
+        _ write: (ChangeEmitter?) async throws(Failure) -> T
+    ) async throws(Failure) -> T {
         guard let emitter = emitter.withLock({ $0 }) else { return try await write(nil) }
         if emitter.claim(carrying: false) != nil { return try await write(emitter) }
-        do {
-            let result = try await write(nil)
-            if !unchanged(result) { emitter.enqueue(CollectionOfOne(change)) }
-            return result
-        } catch {
-            emitter.enqueue(CollectionOfOne(change))
-            throw error
-        }
+        return try await emitter.deferring({ () async throws(Failure) -> T in try await write(nil) }, changed: changed, uncertain: uncertain())
     }
 
     private func exists(_ id: SessionID) async throws -> Bool {
@@ -250,7 +235,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
 
     @discardableResult
     public func deleteSession(_ id: SessionID) async throws(SessionStorageError) -> Bool {
-        try await emitting(.sessionDeleted(id), unless: { !$0 }) { [self] emitter throws(SessionStorageError) in
+        try await emitting(changed: { $0 ? [.sessionDeleted(id)] : [] }, uncertain: [.sessionDeleted(id)]) { [self] emitter throws(SessionStorageError) in
             try await deleteSession(id, notifying: emitter)
         }
     }
@@ -328,19 +313,10 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     private func batch<S: BatchWrite>(
         _ statement: S, of ids: [SessionID], kind: Character, change: (SessionID, Int64) -> SessionChange?
     ) async throws -> [SessionID: Int64] {
-        let rows: [(SessionID, Int64)]
-        let emitter = emitter.withLock { $0 }
-        if let emitter, emitter.claim(carrying: false) != nil {
-            rows = try await all(NotifyingBatch(base: statement, channel: emitter.channel, prefix: "\(kind)|\(emitter.origin)|0|"))
-        } else {
-            do {
-                rows = try await all(statement)
-            } catch {
-                // It may have committed all the same: the others drop whatever they hold.
-                emitter?.enqueue(ids.map { .sessionChanged($0, version: .max) })
-                throw error
-            }
-            emitter?.enqueue(rows.compactMap(change))
+        let rows = try await emitting(changed: { $0.compactMap(change) }, uncertain: ids.map { .sessionChanged($0, version: .max) }) {
+            [self] (emitter: ChangeEmitter?) async throws -> [(SessionID, Int64)] in
+            guard let emitter else { return try await all(statement) }
+            return try await all(NotifyingBatch(base: statement, channel: emitter.channel, prefix: "\(kind)|\(emitter.origin)|0|"))
         }
         return Dictionary(rows, uniquingKeysWith: { first, _ in first })
     }
@@ -430,7 +406,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
 
     @discardableResult
     public func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int {
-        try await emitting(.eventsDeleted(id)) { [self] emitter throws(SessionStorageError) in
+        try await emitting(changed: { _ in [.eventsDeleted(id)] }, uncertain: [.eventsDeleted(id)]) { [self] emitter throws(SessionStorageError) in
             try await deleteEvents(in: id, before: eventID, notifying: emitter)
         }
     }
@@ -459,15 +435,21 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     // MARK: Housekeeping
 
     @discardableResult
-    /// The rows are locked in id order, like a batch's, so an expiry pass and a batch of writes
-    /// never wait on each other in a cycle.
     public func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID] {
-        let emitter = emitter.withLock { $0 }
-        let inline = emitter?.claim(carrying: false) != nil
-        let expired = try await perform("expiring sessions") { [self] in
+        // Which sessions a failed pass removed is unknown: `maxAge` bounds what others then hold.
+        try await emitting(changed: { $0.map(SessionChange.sessionDeleted) }, uncertain: []) { [self] emitter throws(SessionStorageError) in
+            try await expireSessions(olderThan: cutoff, notifying: emitter)
+        }
+    }
+
+    /// The DELETE, with its NOTIFY inside when `emitter` is given. The rows are locked in id
+    /// order, like a batch's, so an expiry pass and a batch of writes never wait on each other
+    /// in a cycle.
+    private func expireSessions(olderThan cutoff: Date, notifying emitter: ChangeEmitter?) async throws(SessionStorageError) -> [SessionID] {
+        try await perform("expiring sessions") { [self] in
             var ids: [SessionID] = []
             let rows: PostgresRowSequence
-            if let emitter, inline {
+            if let emitter {
                 rows = try await client.query(
                     """
                     WITH expired AS (DELETE FROM mcp_sessions WHERE id IN \
@@ -487,8 +469,6 @@ public final class PostgresSessionStorage: SessionStorage, Service {
             }
             return ids
         }
-        if !inline { emitter?.enqueue(expired.map(SessionChange.sessionDeleted)) }
-        return expired
     }
 
     public func sessionCount() async throws(SessionStorageError) -> Int {
