@@ -78,18 +78,22 @@ extension MCPServer {
         } catch {
             throw HTTPFailure(status: .badRequest, error: error, id: IncomingMessage.id(in: value))
         }
-        if case .request(let id, "initialize", let params) = message {
-            return try await initialize(id: id, params: params, delivery: delivery)
+        // A request's answer is stored on a stream named by its id: an id that cannot name one
+        // is refused here, before anything (a session, an event) is written.
+        var stream = StreamID.standalone
+        if case .request(let id, let method, let params) = message {
+            do {
+                stream = try StreamID.request(id)
+            } catch {
+                throw HTTPFailure.badRequest(error.message, id: id)
+            }
+            if method == "initialize" {
+                return try await initialize(id: id, params: params, stream: stream, delivery: delivery)
+            }
         }
         let session = try await requireSession(request)
         switch message {
         case .request(let id, let method, let params):
-            let stream: StreamID
-            do {
-                stream = try StreamID.request(id)
-            } catch {
-                throw HTTPFailure.badRequest("request id is too long", id: id)
-            }
             return try await reply(session: session.id, requestID: id, stream: stream, delivery: delivery) { send in
                 await self.answer(method, id: id, params: params, session: session, send: send)
             }
@@ -105,7 +109,7 @@ extension MCPServer {
         }
     }
 
-    private func initialize(id: JSONValue, params: JSONValue?, delivery: Delivery) async throws(HTTPFailure) -> Response {
+    private func initialize(id: JSONValue, params: JSONValue?, stream: StreamID, delivery: Delivery) async throws(HTTPFailure) -> Response {
         let created: (SessionInfo, JSONValue)
         do {
             created = try await initialize(params: params)
@@ -115,7 +119,6 @@ extension MCPServer {
             throw failure(error, id: id)
         }
         let (session, result) = created
-        let stream = try! StreamID.request(id)  // a string or integer id always makes a valid stream id
         var response = try await reply(session: session.id, requestID: id, stream: stream, delivery: delivery) { _ in
             OutgoingMessage.result(id: id, result)
         }

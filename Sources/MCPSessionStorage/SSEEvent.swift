@@ -24,10 +24,21 @@ public struct StreamID: Hashable, Sendable, Codable, CustomStringConvertible {
     /// The standalone stream a client opens with `GET /mcp`.
     public static let standalone = StreamID(unchecked: "GET")
 
-    /// The stream answering the request with this JSON-RPC id.
+    /// The stream answering the request with this JSON-RPC id: the id's compact JSON text, with
+    /// DEL written as `\u007f` (the same JSON value, without the control character). Any string
+    /// or integer id whose text fits in ``maxLength`` bytes makes a valid stream id; a longer
+    /// one is `invalidInput`.
     public static func request(_ id: JSONValue) throws(SessionStorageError) -> StreamID {
-        let text = String(decoding: try id.encoded(), as: UTF8.self)
-        return try StreamID(validating: text)
+        var bytes = try id.encoded()
+        if bytes.contains(0x7F) {
+            // DEL can only stand inside a JSON string, where its escape means the same character.
+            bytes = Data(bytes.flatMap { $0 == 0x7F ? Array(#"\u007f"#.utf8) : [$0] })
+        }
+        guard bytes.count <= Self.maxLength else {
+            throw SessionStorageError(
+                .invalidInput, "request id is \(bytes.count) bytes as JSON; ids up to \(Self.maxLength) bytes are accepted")
+        }
+        return try StreamID(validating: String(decoding: bytes, as: UTF8.self))
     }
 
     public init(from decoder: any Decoder) throws {
