@@ -3,7 +3,8 @@ import MCPSessionStorage
 /// The demo tools `mcp-session-server` serves: `state_set`, `state_get` and `ticker`.
 ///
 /// - `state_set` `{key: string, value: any JSON}` stores the value in the session's state and
-///   returns text `ok`.
+///   returns text `ok`; a value that `state_get` could not return (its answer would pass the
+///   storage's event limit) is refused up front, with the limit in the message.
 /// - `state_get` `{key: string}` returns text: the JSON encoding of the stored value, or `null`.
 /// - `ticker` `{count: int, interval_ms: int}` sends `count` logging notifications
 ///   (`notifications/message`, level `info`, data `"tick 0"`, `"tick 1"`, …) on the request's
@@ -36,8 +37,29 @@ public enum DemoTools {
             "properties": ["key": ["type": "string"], "value": [:]],
         ]
     ) { (input: StateSetInput, context) in
+        try checkReadable(input.value, forKey: input.key, limits: context.storage.limits)
         try await context.setState(input.value, forKey: input.key)
         return .text("ok")
+    }
+
+    /// The longest request id a stream can be named after, as a JSON string: what `state_get`'s
+    /// answer carries besides the value.
+    static let longestRequestID = JSONValue.string(String(repeating: "x", count: StreamID.maxLength - 2))
+
+    /// Refuses a value that `state_get` could not return: its answer (the value's JSON text,
+    /// escaped once more as the text of a content block) is stored as an event, and must fit
+    /// the storage's event limit for any request id.
+    static func checkReadable(_ value: JSONValue, forKey key: String, limits: SessionLimits) throws(SessionStorageError) {
+        let json = try value.encoded()
+        // Escaping at most doubles the text, and the rest of the answer is far below 1 KiB.
+        guard 2 * json.count + 1024 > limits.maxEventBytes else { return }
+        let answer = OutgoingMessage.result(id: longestRequestID, ToolResult.text(String(decoding: json, as: UTF8.self)).json)
+        let size = try answer.encoded().count
+        guard size > limits.maxEventBytes else { return }
+        throw SessionStorageError(
+            .limitExceeded,
+            "state value for '\(key)' is \(json.count) bytes, but state_get could not return it: its answer would be \(size) bytes "
+                + "and the storage's event limit is \(limits.maxEventBytes) bytes")
     }
 
     public static let stateGet = Tool(

@@ -21,14 +21,16 @@ struct StorageStack {
         var services: [any Service] = []
         let durable: any SessionStorage
         var attachable: PostgresSessionStorage?
+        let limits = Self.limits
         switch spec {
         case .memory:
-            durable = InMemorySessionStorage()
+            durable = InMemorySessionStorage(configuration: .init(limits: limits))
         case .sqlite(let path):
-            durable = try SQLiteSessionStorage(configuration: .init(path: path), logger: logger)
+            durable = try SQLiteSessionStorage(configuration: .init(path: path, limits: limits), logger: logger)
         case .postgres(let url):
             var configuration = try PostgresSessionStorage.Configuration(url: url)
             configuration.sessionTTL = sessionTTL
+            configuration.limits = limits
             let postgres = try PostgresSessionStorage(configuration: configuration, logger: logger)
             services.append(postgres)
             durable = postgres
@@ -72,6 +74,16 @@ struct StorageStack {
         self.bus = bus
         self.services = services
         self.description = "\(spec.name), cache \(cache ? "lru" : "none"), bus \(busName)"
+    }
+}
+
+extension StorageStack {
+    /// The default limits, with events large enough for `state_get` to answer with any state
+    /// value: the answer quotes the value's JSON as text, which escaping can double.
+    static var limits: SessionLimits {
+        var limits = SessionLimits()
+        limits.maxEventBytes = max(limits.maxEventBytes, 2 * limits.maxStateValueBytes + (64 << 10))
+        return limits
     }
 }
 

@@ -78,4 +78,37 @@ struct HostileInputTests {
         #expect(try StreamID(validating: stream.rawValue) == stream)
         #expect(throws: SessionStorageError.self) { try StreamID.request(.string(String(repeating: "x", count: 255))) }
     }
+
+    @Test("a state value that state_set stores, state_get returns; one it cannot return is refused up front with the limit")
+    func stateValueReadsBack() async throws {
+        // The largest value the default limits accept: its JSON text is 1,048,560 bytes.
+        let text = String(repeating: "x", count: 1_048_558)
+        for limits in [SessionLimits(), SessionLimits(maxEventBytes: 3 << 20)] {
+            let storage = InMemorySessionStorage(configuration: .init(limits: limits))
+            try await makeApp(MCPServer(storage: storage)).test(.router) { client in
+                let session = try await client.newSession()
+                let set = try json(try await client.post(call("state_set", #"{"key":"k","value":"\#(text)"}"#), session: session))
+                let stored = try await storage.stateValue(forKey: "k", in: SessionID(validating: session))
+                let get = try json(try await client.post(call("state_get", #"{"key":"k"}"#, id: 3), session: session))
+                if set[member: "result"]?[member: "isError"] == false {
+                    // Compared as Bools: a failure must not print a megabyte.
+                    let storedBack = stored == .string(text)
+                    let readBack = get[member: "result"]?[member: "content"] == [["type": "text", "text": .string(#""\#(text)""#)]]
+                    #expect(storedBack)
+                    #expect(readBack, "state_get answered \(String(describing: get[member: "error"]))")
+                } else {
+                    let message = set[member: "result"]?[member: "content"]?.arrayValue?.first?[member: "text"]?.stringValue ?? ""
+                    #expect(message.contains("\(limits.maxEventBytes)"), "\(message)")
+                    #expect(stored == nil)
+                }
+            }
+        }
+    }
+}
+
+extension JSONValue {
+    fileprivate var arrayValue: [JSONValue]? {
+        guard case .array(let elements) = self else { return nil }
+        return elements
+    }
 }
