@@ -273,7 +273,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
 
     public func stateValue(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> JSONValue? {
         try limits.checkKey(key)
-        let row = try await perform("reading state of \(id)") { [self] in try await first(SelectStateValue(id: id, key: key)) }
+        let row = try await perform("reading state of \(id)") { [self] in try await first(SelectStateValue(id: id, key: JSONBEscaping.key(key))) }
         guard let row else { throw .sessionNotFound(id) }
         return row?.value
     }
@@ -283,7 +283,8 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     @discardableResult
     public func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
         let data = try limits.encodeStateValue(value, forKey: key)
-        let write = StateWrite(key: key, json: String(decoding: data, as: UTF8.self), size: SessionLimits.entryBytes(key: key, value: data))
+        let write = StateWrite(
+            key: JSONBEscaping.key(key), json: try JSONBEscaping.text(value, encoded: data), size: SessionLimits.entryBytes(key: key, value: data))
         let now = Date()
         do {
             let batched = try await stateWrites.run(id, write) { [self] calls in
@@ -325,7 +326,7 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     public func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
         try limits.checkKey(key)
         let version = try await perform("removing state of \(id)") { [self] in
-            try await write(RemoveState(id: id, key: key, now: Date()), of: id, kind: "c", suffix: "|" + id.rawValue) { .sessionChanged(id, version: $0) }
+            try await write(RemoveState(id: id, key: JSONBEscaping.key(key), now: Date()), of: id, kind: "c", suffix: "|" + id.rawValue) { .sessionChanged(id, version: $0) }
         }
         guard let version else { throw .sessionNotFound(id) }
         return version

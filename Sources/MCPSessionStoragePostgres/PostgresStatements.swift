@@ -21,14 +21,14 @@ struct JSONColumn: PostgresDecodable {
             try JSONValue.decode(bytes: bytes)
         } ?? JSONValue.decode(Data(view))
         buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
-        value = parsed
+        value = type == .jsonb ? JSONBEscaping.restored(parsed, from: view) : parsed
     }
 }
 
 extension Optional where Wrapped == JSONValue {
-    /// JSON text to bind, or NULL.
+    /// JSON text to bind to a `jsonb` parameter, or NULL.
     func text() throws(SessionStorageError) -> String? {
-        try map { (value) throws(SessionStorageError) in String(decoding: try value.encoded(), as: UTF8.self) }
+        try map { (value) throws(SessionStorageError) in try JSONBEscaping.text(value) }
     }
 }
 
@@ -119,7 +119,7 @@ struct InsertSession: PostgresPreparedStatement {
         bindings.append(try session.clientInfo.text())
         bindings.append(try session.clientCapabilities.text())
         bindings.append(try session.serverCapabilities.text())
-        bindings.append(String(decoding: try JSONValue.object(session.metadata).encoded(), as: UTF8.self))
+        bindings.append(try JSONBEscaping.text(.object(session.metadata)))
         bindings.append(state.values)
         bindings.append(state.sizes)
         bindings.append(Int32(state.total))
@@ -137,8 +137,8 @@ struct StateColumns {
 
     init(_ state: [String: JSONValue], limits: SessionLimits) throws(SessionStorageError) {
         let encoded = try limits.encodeState(state)
-        self.values = String(decoding: try JSONValue.object(state).encoded(), as: UTF8.self)
-        self.sizes = String(decoding: try JSONValue.object(encoded.sizes.mapValues { .int(Int64($0)) }).encoded(), as: UTF8.self)
+        self.values = try JSONBEscaping.text(.object(state))
+        self.sizes = try JSONBEscaping.text(.object(encoded.sizes.mapValues { .int(Int64($0)) }))
         self.total = encoded.total
     }
 }

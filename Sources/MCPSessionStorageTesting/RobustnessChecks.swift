@@ -77,6 +77,49 @@ extension SessionStorageConformance {
                 for key in odd { try expectEqual(try await storage.stateValue(forKey: key, in: session.id), .string(key), "value under \(key)") }
                 try expectEqual(try await storage.session(session.id)?.version, Int64(1 + odd.count), "version after odd keys")
             },
+            Check("strings holding U+0000 round-trip exactly in state, metadata, client info, capabilities and events") { context in
+                let storage = try await context.storage()
+                // NUL, and text that a backend escaping NUL must keep apart from it: noncharacters,
+                // the literal text of a JSON escape, escape-like pairs.
+                // Swift literals cannot spell noncharacters: U+FDD0 and U+FFFF from their UTF-8.
+                let fdd0 = String(decoding: [0xEF, 0xB7, 0x90], as: UTF8.self)
+                let ffff = String(decoding: [0xEF, 0xBF, 0xBF], as: UTF8.self)
+                let odd: [String] = [
+                    "\u{0}", "a\u{0}b\u{0}", fdd0, fdd0 + "0", fdd0 + fdd0, fdd0 + "\u{0}", #"\u0000"#, "\\\u{0}", ffff + "\u{0}",
+                ]
+                let value: JSONValue = .object(
+                    Dictionary(uniqueKeysWithValues: odd.enumerated().map { ("k\($0.offset)\($0.element)", .array([.string($0.element), ["\($0.element)": .string($0.element)]])) }))
+                let fields = NewSession(
+                    protocolVersion: "2025-11-25", clientInfo: ["name": "nul\u{0}client", "version": value],
+                    clientCapabilities: ["x\u{0}": value], serverCapabilities: ["tools": ["n\u{0}": true]],
+                    metadata: ["meta\u{0}": value, "plain": .string(fdd0 + "0")], state: ["start": value, "key" + fdd0 + "0": "\u{0}"])
+                let session = try await storage.createSession(fields)
+                var loaded = try require(try await storage.session(session.id), "session")
+                try expectEqual(loaded.clientInfo, fields.clientInfo, "client info")
+                try expectEqual(loaded.clientCapabilities, fields.clientCapabilities, "client capabilities")
+                try expectEqual(loaded.serverCapabilities, fields.serverCapabilities, "server capabilities")
+                try expectEqual(loaded.metadata, fields.metadata, "metadata")
+                try expectEqual(loaded.state, fields.state, "state")
+                for (index, text) in odd.enumerated() {
+                    try await storage.setState(.string(text), forKey: "s\(index)", in: session.id)
+                    try await storage.setState(.string(text), forKey: "s\(index)\(text.replacingOccurrences(of: "\u{0}", with: ""))x", in: session.id)
+                }
+                for (index, text) in odd.enumerated() {
+                    try expectEqual(try await storage.stateValue(forKey: "s\(index)", in: session.id), .string(text), "state value \(index)")
+                    let key = "s\(index)\(text.replacingOccurrences(of: "\u{0}", with: ""))x"
+                    try expectEqual(try await storage.stateValue(forKey: key, in: session.id), .string(text), "state under key \(key.debugDescription)")
+                }
+                try expectEqual(try await storage.stateValue(forKey: "key" + fdd0 + "0", in: session.id), "\u{0}", "state under an escape-like key")
+                try await storage.removeState(forKey: "key" + fdd0 + "0", in: session.id)
+                try expectEqual(try await storage.stateValue(forKey: "key" + fdd0 + "0", in: session.id), nil, "removed escape-like key")
+                loaded = try require(try await storage.session(session.id), "session")
+                loaded.metadata["more\u{0}"] = .string("\u{0}" + fdd0)
+                let updated = try await storage.updateSession(loaded)
+                try expectEqual(try await storage.session(session.id)?.metadata, updated.metadata, "metadata after update")
+                try expectEqual(try await storage.session(session.id)?.state, updated.state, "state after update")
+                let event = try await storage.appendEvent(NewEvent(stream: .standalone, data: value), to: session.id)
+                try expectEqual(try await storage.event(event.id, in: session.id)?.data, value, "event data")
+            },
             Check("a non-finite number is invalidInput and writes nothing") { context in
                 let storage = try await context.storage()
                 let session = try await storage.createSession()
