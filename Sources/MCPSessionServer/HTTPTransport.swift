@@ -15,6 +15,8 @@ struct HTTPFailure: Error {
     var error: RPCError
     var id: JSONValue = .null
     var retryAfterSeconds: Int?
+    /// Answered with `Connection: close`, and the connection is shut after the answer.
+    var closesConnection = false
 
     static func badRequest(_ message: String, id: JSONValue = .null) -> HTTPFailure {
         HTTPFailure(status: .badRequest, error: .invalidRequest(message), id: id)
@@ -25,6 +27,7 @@ struct HTTPFailure: Error {
     var response: Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfterSeconds { headers[.retryAfter] = "\(retryAfterSeconds)" }
+        if closesConnection { headers[.connection] = "close" }
         let body = (try? OutgoingMessage.error(id: id, error).encoded()) ?? Data()
         return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
@@ -60,17 +63,14 @@ extension MCPServer {
             throw HTTPFailure(status: .unsupportedMediaType, error: .invalidRequest("Content-Type must be application/json"))
         }
         let delivery = try Self.delivery(accept: request.headers[.accept])
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: configuration.maxBodyBytes)
-        } catch {
-            throw HTTPFailure(status: .contentTooLarge, error: .invalidRequest("request body is larger than \(configuration.maxBodyBytes) bytes"))
-        }
+        let body = try await readBody(request)
         let value: JSONValue
         do {
-            value = try JSONValue.decode(Data(body.readableBytesView))
+            // Parsed in place: the body is not copied.
+            value = try body.withUnsafeReadableBytes { raw in try JSONValue.decode(bytes: raw.bindMemory(to: UInt8.self)) }
         } catch {
-            throw HTTPFailure(status: .badRequest, error: .parseError("malformed JSON: \(error.message)"))
+            let message = (error as? SessionStorageError)?.message ?? "\(error)"
+            throw HTTPFailure(status: .badRequest, error: .parseError("malformed JSON: \(message)"))
         }
         let message: IncomingMessage
         do {
@@ -107,6 +107,33 @@ extension MCPServer {
         case .response:
             return Response(status: .accepted)
         }
+    }
+
+    /// The whole body, up to ``Configuration/maxBodyBytes``: 413 past it (told by
+    /// `Content-Length` before reading, or counted), 400 when it ends before its
+    /// `Content-Length`. Both close the connection, whose framing can no longer be trusted.
+    private func readBody(_ request: Request) async throws(HTTPFailure) -> ByteBuffer {
+        let limit = configuration.maxBodyBytes
+        let tooLarge = HTTPFailure(
+            status: .contentTooLarge, error: .invalidRequest("request body is larger than \(limit) bytes"), closesConnection: true)
+        let declared = request.headers[.contentLength].flatMap { Int($0) }
+        if let declared, declared > limit { throw tooLarge }
+        // A declared length is allocated once; chunks are copied in, so no chunk's own
+        // (possibly larger) buffer outlives the request.
+        var body = ByteBufferAllocator().buffer(capacity: declared ?? 0)
+        do {
+            for try await chunk in request.body {
+                guard chunk.readableBytes <= limit - body.readableBytes else { throw tooLarge }
+                body.writeImmutableBuffer(chunk)
+            }
+        } catch let failure as HTTPFailure {
+            throw failure
+        } catch {
+            throw HTTPFailure(
+                status: .badRequest, error: .invalidRequest("request body ended before its Content-Length, or its connection broke"),
+                closesConnection: true)
+        }
+        return body
     }
 
     private func initialize(id: JSONValue, params: JSONValue?, stream: StreamID, delivery: Delivery) async throws(HTTPFailure) -> Response {
