@@ -46,12 +46,20 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("session-ttl"), help: "Seconds a session may stay idle before it expires.")
     var sessionTTL = 1800
 
+    @Option(help: "Seconds a connection has to send a request's headers (from opening, or from its previous response's end); also the longest pause inside a request body. Slower connections are closed.")
+    var headerTimeout = 10
+
+    @Option(help: "Connections open at once; past it new ones wait until one closes (default: the open-file limit less 128, between 16 and 10000).")
+    var maxConnections: Int?
+
     func validate() throws {
         _ = try StorageSpec(parsing: storage)
         _ = try BusSpec(parsing: bus)
         guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be 0–65535") }
         if let busGap, busGap < 0 { throw ValidationError("--bus-gap must not be negative") }
         guard sessionTTL > 0 else { throw ValidationError("--session-ttl must be positive") }
+        guard headerTimeout > 0 else { throw ValidationError("--header-timeout must be positive") }
+        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
         if let cacheMaxEntries, cacheMaxEntries < 1 { throw ValidationError("--cache-max-entries must be at least 1") }
         if let cacheMaxBytes, cacheMaxBytes < 1 { throw ValidationError("--cache-max-bytes must be at least 1") }
     }
@@ -70,10 +78,17 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
 
         let router = Router()
         server.addRoutes(to: router)
+        let connections = ConnectionLimit(maximum: maxConnections ?? ConnectionLimit.defaultMaximum, logger: logger)
         let app = Application(
-            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "mcp-session-server"),
-            onServerRunning: { [logger, path = serverConfiguration.path] channel in
-                logger.info("listening", metadata: ["address": "http://\(channel.localAddress?.ipAddress ?? host):\(channel.localAddress?.port ?? port)\(path)", "storage": "\(stack.description)"])
+            router: router, server: .mcp(headerTimeout: .seconds(headerTimeout)),
+            configuration: .init(address: .hostname(host, port: port), serverName: "mcp-session-server", availableConnectionsDelegate: connections),
+            onServerRunning: { [logger, path = serverConfiguration.path, headerTimeout] channel in
+                logger.info(
+                    "listening",
+                    metadata: [
+                        "address": "http://\(channel.localAddress?.ipAddress ?? host):\(channel.localAddress?.port ?? port)\(path)", "storage": "\(stack.description)",
+                        "max-connections": "\(connections.maximum)", "header-timeout": "\(headerTimeout)s",
+                    ])
             },
             logger: logger)
         // Shutdown runs in reverse: the server closes its streams before the HTTP server drains,
