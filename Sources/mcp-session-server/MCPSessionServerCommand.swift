@@ -65,6 +65,7 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        MemoryPolicy.apply()
         var logger = Logger(label: "mcp-session-server")
         logger.logLevel = .info
         let stack = try StorageStack(
