@@ -44,6 +44,12 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     /// Makes the storage and its client. Nothing connects until ``run()`` runs.
     /// - Throws: `invalidInput` for a malformed schema name.
     public init(configuration: Configuration, logger: Logger = Logger(label: "mcp.session.postgres")) throws(SessionStorageError) {
+        // State sizes travel as int4 (the `state_bytes` column): limits past it would trap there.
+        let limits = configuration.limits
+        let half = Int(Int32.max / 2)  // a key and a value together stay within int4
+        guard limits.maxStateBytesPerSession <= Int32.max, limits.maxStateValueBytes <= half, limits.maxKeyBytes <= half else {
+            throw SessionStorageError(.invalidInput, "PostgreSQL stores state sizes as integer: state limits must stay below 2 GiB")
+        }
         self.configuration = configuration
         self.logger = logger
         self.client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: logger)

@@ -53,6 +53,13 @@ struct PostgresConformanceTests {
         }
     }
 
+    @Test("state limits past PostgreSQL's integer sizes are refused when the storage is made, not trapped on later")
+    func limitsFitInt4() throws {
+        for limits in [SessionLimits(maxStateBytesPerSession: 3 << 30), SessionLimits(maxStateValueBytes: Int(Int32.max))] {
+            #expect(throws: SessionStorageError.self) { try PostgresTestEnvironment.storage(limits: limits) }
+        }
+    }
+
     // Issue 14: this test used to require `invalidInput` here, which no other backend answers;
     // the conformance check on U+0000 holds every backend to storing it.
     @Test("a NUL character, which jsonb cannot hold, is stored escaped and reads back exactly")
