@@ -88,8 +88,11 @@ class Server:
         self.log = tempfile.NamedTemporaryFile(prefix="mcp-server-", suffix=".log", delete=False)
 
     def start(self) -> "Server":
+        return self.start_with()
+
+    def start_with(self, **popen: object) -> "Server":
         self.process = subprocess.Popen(
-            [BINARY, "--port", str(self.port), *self.args], cwd=self.cwd, stdout=self.log, stderr=subprocess.STDOUT
+            [BINARY, "--port", str(self.port), *self.args], cwd=self.cwd, stdout=self.log, stderr=subprocess.STDOUT, **popen
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -322,6 +325,199 @@ class SingleInstanceTests(unittest.TestCase):
                 self.assertIn("not sent in this session", response.json()["error"]["message"])
 
         anyio.run(main)
+
+
+def open_fds(process: subprocess.Popen[bytes]) -> int:
+    return len(os.listdir(f"/proc/{process.pid}/fd"))
+
+
+def rss_mb(process: subprocess.Popen[bytes]) -> float:
+    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def initialize_with_id(request_id: object) -> bytes:
+    return json.dumps(
+        {"jsonrpc": "2.0", "id": request_id, "method": "initialize",
+         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}},
+        ensure_ascii=False,
+    ).encode()
+
+
+def closed_by_server(sock: socket.socket, timeout: float) -> bool:
+    """Reads (and drops) what the server sends until it closes its side; False if it is still
+    open after `timeout` seconds."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+class HostileInputTests(unittest.TestCase):
+    """What a hostile or careless client sends: every answer is a clean one, and the server stays up."""
+
+    def test_request_ids_never_kill_the_server_nor_leave_sessions_behind(self) -> None:
+        with tempfile.TemporaryDirectory() as directory, Server("--storage", f"sqlite:{directory}/s.db") as server:
+            answered = 0
+            for request_id in ["x" * 254, "x" * 255, "x" * 100_000, "a\x7fb", "\x7f" * 40, "", "\x00", "\u2028\x85", 2**63 - 1, -(2**63)]:
+                response = raw_post(server.url, initialize_with_id(request_id), accept="application/json")
+                self.assertIsNone(server.process.poll(), f"the server died on id {request_id!r:.40}:\n{server.output()[-3000:]}")
+                self.assertEqual(response.json()["id"], request_id)
+                if response.status_code == 200:
+                    answered += 1
+                else:
+                    self.assertEqual((response.status_code, response.json()["error"]["code"]), (400, -32600), response.text[:300])
+            self.assertEqual(answered, 8)
+            rows = subprocess.run(["sqlite3", f"{directory}/s.db", "SELECT count(*) FROM sessions"], capture_output=True, text=True, check=True)
+            self.assertEqual(int(rows.stdout), answered, "a refused initialize left a session behind")
+
+    def test_slow_headers_cannot_starve_the_server(self) -> None:
+        """300 connections that trickle header lines and never finish them, under `ulimit -n 256`:
+        the header deadline (10 s by default) closes them, and a new request is answered."""
+
+        def low_fd_limit() -> None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+        server = Server("--storage", "memory:")
+        server.start_with(preexec_fn=low_fd_limit)
+        self.addCleanup(server.__exit__)
+        slow: list[socket.socket] = []
+        for _ in range(300):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: x\r\n")
+            slow.append(sock)
+        self.addCleanup(lambda: [sock.close() for sock in slow])
+        answer: list[object] = []
+
+        def request() -> None:
+            try:
+                answer.append(raw_post(server.url, INIT, accept="application/json").status_code)
+            except Exception as error:  # noqa: BLE001 (the failure is what is checked)
+                answer.append(error)
+
+        import threading
+
+        thread = threading.Thread(target=request)
+        thread.start()
+        deadline = time.monotonic() + 90
+        while thread.is_alive() and time.monotonic() < deadline:
+            for sock in slow:  # one more header line a second: the headers never end
+                try:
+                    sock.send(b"X-Slow: 1\r\n")
+                except OSError:
+                    pass
+            time.sleep(1)
+        thread.join()
+        self.assertEqual(answer, [200], server.output()[-2000:])
+        self.assertIsNone(server.process.poll())
+        # Every slow connection is closed by the server, the last ones after their own deadline.
+        self.assertTrue(all(closed_by_server(sock, 60) for sock in slow))
+
+    def test_header_deadline_and_connection_cap_are_configurable_and_logged(self) -> None:
+        with Server("--storage", "memory:", "--header-timeout", "1", "--max-connections", "4") as server:
+            idle = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(12)]
+            for sock in idle:
+                sock.sendall(b"GET /mcp HTTP/1.1\r\n")
+            # All of them are served in turn (4 at a time) and closed at their deadline.
+            self.assertTrue(all(closed_by_server(sock, 60) for sock in idle))
+            for sock in idle:
+                sock.close()
+            self.assertEqual(raw_post(server.url, INIT).status_code, 200)
+            cap_lines = [line for line in server.output().splitlines() if "connection limit reached" in line]
+            self.assertGreaterEqual(len(cap_lines), 1, server.output())
+            self.assertLess(len(cap_lines), 4, "the cap is logged once in a while, not once per connection")
+            self.assertIn("max-connections", cap_lines[0])
+
+    def test_a_body_shorter_than_its_length_is_400_and_closes(self) -> None:
+        with Server("--storage", "memory:") as server:
+            baseline = open_fds(server.process)
+            for _ in range(10):
+                with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                    sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n" + b"{" * 50)
+                    sock.shutdown(socket.SHUT_WR)
+                    sock.settimeout(30)
+                    head = sock.recv(65536)
+                    self.assertTrue(head.startswith(b"HTTP/1.1 400"), head[:200])
+                    self.assertIn(b"connection: close", head.lower())
+                    self.assertTrue(closed_by_server(sock, 30))
+            self.assertTrue(wait_until(lambda: open_fds(server.process) <= baseline, 30), (baseline, open_fds(server.process)))
+
+    def test_a_refused_body_closes_its_connection_and_releases_its_fd(self) -> None:
+        with Server("--storage", "memory:") as server:
+            baseline = open_fds(server.process)
+            held = []
+            for declared in [True, False]:
+                for _ in range(5):
+                    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+                    held.append(sock)  # the client keeps its socket: the server must let go of its side
+                    body = b" " * ((4 << 20) + 1)
+                    length = b"Content-Length: %d\r\n" % len(body) if declared else b"Transfer-Encoding: chunked\r\n"
+                    payload = body if declared else b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+                    sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + length + b"\r\n")
+                    try:
+                        sock.sendall(payload)
+                    except OSError:
+                        pass  # the server may stop reading once it refused
+                    head = sock.recv(65536)
+                    self.assertTrue(head.startswith(b"HTTP/1.1 413"), head[:200])
+                    self.assertIn(b"connection: close", head.lower())
+                    self.assertTrue(closed_by_server(sock, 30))
+            self.assertTrue(wait_until(lambda: open_fds(server.process) <= baseline, 30), (baseline, open_fds(server.process)))
+            for sock in held:
+                sock.close()
+
+    def test_state_value_at_the_limit_reads_back(self) -> None:
+        with Server("--storage", "memory:") as server:
+            sid = raw_post(server.url, INIT, accept="application/json").headers["mcp-session-id"]
+            value = "x" * 1_048_558  # 1,048,560 bytes of JSON: the largest the default state limit takes
+            stored = raw_post(server.url, tool_call("state_set", {"key": "k", "value": value}), mcp_session_id=sid, accept="application/json")
+            self.assertEqual(stored.json()["result"]["content"][0]["text"], "ok", stored.text[:300])
+            read = raw_post(server.url, tool_call("state_get", {"key": "k"}, id=3), mcp_session_id=sid, accept="application/json")
+            self.assertIn("result", read.json(), read.text[:300])
+            self.assertEqual(json.loads(read.json()["result"]["content"][0]["text"]), value)
+
+    def test_large_bodies_are_released(self) -> None:
+        """100 POSTs of 4 MiB (refused and accepted ones, several at once): the memory they took
+        is given back; RSS before and after is printed."""
+        with Server("--storage", "memory:") as server:
+            sid = raw_post(server.url, INIT, accept="application/json").headers["mcp-session-id"]
+            size = 4 << 20
+            head = tool_call("state_set", {"key": "k", "value": "VALUE"}).encode().split(b'"VALUE"')
+            bodies = [
+                b'{"jsonrpc":"2.0","id":2,"method":"ping","params":[' + b",".join([b"1"] * ((size - 100) // 2)) + b"]}",  # many small values
+                head[0] + b'"' + b"x" * (size - 200) + b'"' + head[1],  # one large string
+                b" " * (size + 1),  # too large
+            ]
+            raw_post(server.url, bodies[0], mcp_session_id=sid)  # warm up: the first large request's arenas
+            time.sleep(1)
+            before = rss_mb(server.process)
+            import concurrent.futures
+
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                codes = list(pool.map(lambda n: raw_post(server.url, bodies[n % 3], mcp_session_id=sid).status_code, range(100)))
+            self.assertEqual(sorted(set(codes)), [200, 413])
+            wait_until(lambda: rss_mb(server.process) < before + 32, 10)
+            after = rss_mb(server.process)
+            print(f"\nRSS before {before:.0f} MB, after 100 POSTs of 4 MiB {after:.0f} MB", flush=True)
+            self.assertLess(after - before, 32, f"RSS grew from {before:.0f} MB to {after:.0f} MB")
 
 
 class RestartTests(unittest.TestCase):
