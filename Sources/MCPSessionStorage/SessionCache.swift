@@ -55,7 +55,9 @@ public final class SessionCache: Sendable {
         self.maxEntries = max(1, maxEntries)
         self.maxBytes = max(1, maxBytes)
         self.maxAge = maxAge
-        self.maxAgeNanoseconds = UInt64(max(0, maxAge.timeInterval * 1e9))
+        // Clamped: a maxAge past UInt64 nanoseconds (585 years) means "never", not a trap.
+        let nanoseconds = maxAge.timeInterval * 1e9
+        self.maxAgeNanoseconds = nanoseconds < Double(UInt64.max) ? UInt64(max(0, nanoseconds)) : .max
         self.onEvict = onEvict
     }
 

@@ -37,7 +37,7 @@ public struct SessionID: Hashable, Sendable, CustomStringConvertible {
     /// system's CSPRNG, so ids sort by creation time and cannot be guessed.
     public static func generate() -> SessionID {
         var generator = SystemRandomNumberGenerator()
-        return SessionID(unchecked: uuidV7(milliseconds: UInt64(Date().timeIntervalSince1970 * 1000), using: &generator))
+        return SessionID(unchecked: uuidV7(milliseconds: UInt64(max(0, Date().timeIntervalSince1970 * 1000)), using: &generator))
     }
 
     static func uuidV7(milliseconds: UInt64, using generator: inout some RandomNumberGenerator) -> String {

@@ -18,7 +18,8 @@ final class SQLiteReaders: Sendable {
 
     init(path: String, busyTimeout: Duration, maxIdle: Int) {
         self.path = path
-        self.busyTimeoutMilliseconds = Int32(clamping: Int(busyTimeout.timeInterval * 1000))
+        let milliseconds = busyTimeout.timeInterval * 1000
+        self.busyTimeoutMilliseconds = milliseconds < Double(Int32.max) ? Int32(max(0, milliseconds)) : .max
         self.maxIdle = maxIdle
     }
 
