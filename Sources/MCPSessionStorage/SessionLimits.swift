@@ -94,6 +94,9 @@ extension SessionLimits {
         if let retry = event.retryMilliseconds, retry < 0 {
             throw SessionStorageError(.invalidInput, "retry must not be negative")
         }
+        if let retry = event.retryMilliseconds, retry > Int32.max {
+            throw SessionStorageError(.invalidInput, "retry must be at most \(Int32.max) ms")
+        }
         guard let payload = event.data else { return nil }
         let data = try payload.encoded()
         guard data.count <= maxEventBytes else {

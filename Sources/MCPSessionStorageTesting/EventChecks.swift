@@ -174,6 +174,10 @@ extension SessionStorageConformance {
                 try await expectError(.invalidInput, "negative retry") {
                     try await storage.appendEvent(NewEvent(stream: streamA, data: nil, retryMilliseconds: -1), to: session.id)
                 }
+                // Every backend holds what an int4 column holds: more is refused, never clamped.
+                try await expectError(.invalidInput, "retry past Int32") {
+                    try await storage.appendEvent(NewEvent(stream: streamA, data: nil, retryMilliseconds: Int(Int32.max) + 1), to: session.id)
+                }
                 try expectEqual(try await storage.eventCount(), 0, "events stored")
             },
         ]
