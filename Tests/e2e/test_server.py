@@ -408,8 +408,10 @@ class HostileInputTests(unittest.TestCase):
         answer: list[object] = []
 
         def request() -> None:
+            headers = {"content-type": "application/json", "accept": "application/json"}
             try:
-                answer.append(raw_post(server.url, INIT, accept="application/json").status_code)
+                # It may wait in the listen backlog while earlier slow connections hold every slot.
+                answer.append(httpx2.post(server.url, content=INIT, headers=headers, timeout=80).status_code)
             except Exception as error:  # noqa: BLE001 (the failure is what is checked)
                 answer.append(error)
 
@@ -511,13 +513,13 @@ class HostileInputTests(unittest.TestCase):
             before = rss_mb(server.process)
             import concurrent.futures
 
-            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
                 codes = list(pool.map(lambda n: raw_post(server.url, bodies[n % 3], mcp_session_id=sid).status_code, range(100)))
             self.assertEqual(sorted(set(codes)), [200, 413])
-            wait_until(lambda: rss_mb(server.process) < before + 32, 10)
+            wait_until(lambda: rss_mb(server.process) < before + 16, 10)
             after = rss_mb(server.process)
             print(f"\nRSS before {before:.0f} MB, after 100 POSTs of 4 MiB {after:.0f} MB", flush=True)
-            self.assertLess(after - before, 32, f"RSS grew from {before:.0f} MB to {after:.0f} MB")
+            self.assertLess(after - before, 16, f"RSS grew from {before:.0f} MB to {after:.0f} MB")
 
 
 class RestartTests(unittest.TestCase):
