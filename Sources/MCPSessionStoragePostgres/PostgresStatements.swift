@@ -391,9 +391,11 @@ protocol BatchWrite: PostgresPreparedStatement where Row == (SessionID, Int64) {
 }
 
 /// A batch with its changes sent inside the same statement (the attached bus), joined by
-/// newlines 32 to a NOTIFY: listeners wake and parse once per 32 changes, and 32 messages of
-/// at most about 200 bytes stay under PostgreSQL's 8 000-byte payload limit. The channel and
-/// the message prefix follow the batch's own parameters.
+/// newlines 16 to a NOTIFY: listeners wake and parse once per 16 changes, and 16 messages of
+/// at most about 450 bytes (an event's carries its stream id, up to 256 bytes, and a session id
+/// of up to 128) stay under PostgreSQL's 8 000-byte payload limit. (At 32, appends on streams
+/// named by long request ids overflowed it, and the whole batch failed.) The channel and the
+/// message prefix follow the batch's own parameters.
 struct NotifyingBatch<Base: BatchWrite>: PostgresPreparedStatement {
     static var name: String { Base.name + "_notify" }
     static var sql: String {
@@ -401,7 +403,7 @@ struct NotifyingBatch<Base: BatchWrite>: PostgresPreparedStatement {
         let prefix = "$\(Base.bindingDataTypes.count + 2)"
         return """
             WITH \(Base.steps), notified AS (SELECT count(*) FROM (SELECT pg_notify(\(channel), string_agg(message, E'\\n')) \
-            FROM (SELECT message, (row_number() OVER ()) / 32 AS chunk FROM (\(Base.changes(prefix: prefix))) m) numbered \
+            FROM (SELECT message, (row_number() OVER ()) / 16 AS chunk FROM (\(Base.changes(prefix: prefix))) m) numbered \
             GROUP BY chunk) sent) \(Base.result), notified
             """
     }
