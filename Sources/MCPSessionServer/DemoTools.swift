@@ -12,11 +12,6 @@ import MCPSessionStorage
 public enum DemoTools {
     public static var all: [Tool] { [stateSet, stateGet, ticker] }
 
-    struct StateSetInput: Decodable, Sendable {
-        var key: String
-        var value: JSONValue
-    }
-
     struct StateGetInput: Decodable, Sendable {
         var key: String
     }
@@ -35,12 +30,16 @@ public enum DemoTools {
         inputSchema: [
             "type": "object", "required": ["key", "value"],
             "properties": ["key": ["type": "string"], "value": [:]],
-        ]
-    ) { (input: StateSetInput, context) in
-        try checkReadable(input.value, forKey: input.key, limits: context.storage.limits)
-        try await context.setState(input.value, forKey: input.key)
-        return .text("ok")
-    }
+        ],
+        arguments: { arguments, context in
+            // The value is any JSON, taken as parsed: decoding it would copy it several times over.
+            guard let keyValue = arguments["key"] else { throw RPCError.invalidParams("invalid arguments for tool state_set: missing key") }
+            guard case .string(let key) = keyValue else { throw RPCError.invalidParams("invalid arguments for tool state_set: key must be String") }
+            guard let value = arguments["value"] else { throw RPCError.invalidParams("invalid arguments for tool state_set: missing value") }
+            try checkReadable(value, forKey: key, limits: context.storage.limits)
+            try await context.setState(value, forKey: key)
+            return .text("ok")
+        })
 
     /// The longest request id a stream can be named after, as a JSON string: what `state_get`'s
     /// answer carries besides the value.
