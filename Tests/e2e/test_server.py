@@ -637,6 +637,8 @@ class CommandLineTests(unittest.TestCase):
             (["--cache", "arc"], "--cache"),
             (["--session-ttl", "0"], "--session-ttl must be positive"),
             (["--bus-gap=-1"], "--bus-gap must not be negative"),
+            (["--header-timeout", "0"], "--header-timeout must be positive"),
+            (["--max-connections", "0"], "--max-connections must be at least 1"),
         ]:
             run = subprocess.run([BINARY, *arguments], capture_output=True, text=True, timeout=30)
             self.assertNotEqual(run.returncode, 0, arguments)
