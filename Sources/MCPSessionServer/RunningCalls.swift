@@ -21,6 +21,9 @@ final class RunningCalls: Sendable {
         }
     }
 
+    /// How many calls are running here.
+    var count: Int { running.withLock { $0.count } }
+
     func cancel(session: SessionID, stream: StreamID) {
         running.withLock { $0[Key(session: session, stream: stream)] }?.cancel()
     }

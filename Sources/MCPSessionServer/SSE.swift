@@ -93,7 +93,7 @@ enum SSE {
     /// A priming event: an id to resume from and the reconnection delay, with empty data. It
     /// is not stored; its id names the stream and the position (see ``EventCursor``).
     static func priming(_ cursor: EventCursor, retry: Duration) -> ByteBuffer {
-        ByteBuffer(string: "id: \(cursor.text)\nretry: \(Int(retry.timeInterval * 1000))\ndata: \n\n")
+        ByteBuffer(string: "id: \(cursor.text)\nretry: \(Int(retry / .milliseconds(1)))\ndata: \n\n")
     }
 
     /// A message sent without storing it (an error while the store is down).

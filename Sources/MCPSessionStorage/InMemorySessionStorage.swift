@@ -12,15 +12,15 @@ import Synchronization
 /// let session = try await storage.createSession()
 /// ```
 public final class InMemorySessionStorage: SessionStorage {
-    /// Limits for the in-memory backend.
+    /// The in-memory backend's settings.
     public struct Configuration: Sendable {
-        /// The shared limits (state sizes, events kept per session, …).
-        public var limits = SessionLimits()
+        /// Sizes, retention and session lifetime.
+        public var policy = SessionPolicy()
         /// The most sessions held at once; creating one more throws `limitExceeded`. Default 100 000.
         public var maxSessions = 100_000
 
-        public init(limits: SessionLimits = SessionLimits(), maxSessions: Int = 100_000) {
-            self.limits = limits
+        public init(policy: SessionPolicy = SessionPolicy(), maxSessions: Int = 100_000) {
+            self.policy = policy
             self.maxSessions = maxSessions
         }
     }
@@ -87,9 +87,8 @@ public final class InMemorySessionStorage: SessionStorage {
         self.configuration = configuration
     }
 
-    /// The limits from the configuration.
-    public var limits: SessionLimits { configuration.limits }
-
+    /// The policy from the configuration.
+    public var policy: SessionPolicy { configuration.policy }
 
     /// Runs `body` on the session's entry under the lock; `sessionNotFound` if there is none.
     private func withEntry<T>(_ id: SessionID, _ body: (inout Entry) throws(SessionStorageError) -> T) throws(SessionStorageError) -> T {
@@ -101,7 +100,7 @@ public final class InMemorySessionStorage: SessionStorage {
     }
 
     public func createSession(id: SessionID?, _ fields: NewSession) async throws(SessionStorageError) -> SessionInfo {
-        let state = try limits.encodeState(fields.state)
+        let state = try policy.encodeState(fields.state)
         let info = SessionInfo(id: id ?? .generate(), fields: fields, at: Date())
         return try sessions.withLock { (sessions: inout [SessionID: Entry]) throws(SessionStorageError) -> SessionInfo in
             guard sessions[info.id] == nil else {
@@ -120,7 +119,7 @@ public final class InMemorySessionStorage: SessionStorage {
     }
 
     public func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo {
-        let state = try limits.encodeState(session.state)
+        let state = try policy.encodeState(session.state)
         return try withEntry(session.id) { entry throws(SessionStorageError) in
             guard entry.info.version == session.version else {
                 throw SessionStorageError(.versionConflict, "session \(session.id) is at version \(entry.info.version), not \(session.version)")
@@ -137,7 +136,7 @@ public final class InMemorySessionStorage: SessionStorage {
     }
 
     public func touchSession(_ id: SessionID, at now: Date) async throws(SessionStorageError) {
-        let interval = limits.activityWriteInterval.timeInterval
+        let interval = policy.activityWriteInterval.timeInterval
         try withEntry(id) { entry in
             if entry.info.lastActivity < now.addingTimeInterval(-interval) {
                 entry.info.lastActivity = now
@@ -150,24 +149,27 @@ public final class InMemorySessionStorage: SessionStorage {
         sessions.withLock { $0.removeValue(forKey: id) != nil }
     }
 
-    public func listSessions() async throws(SessionStorageError) -> [SessionID] {
-        sessions.withLock { Array($0.keys) }
+    public func listSessions(after cursor: SessionID?, limit: Int) async throws(SessionStorageError) -> [SessionID] {
+        // Sorted ids make pages stable; administration may afford the sort.
+        let ids = sessions.withLock { Array($0.keys) }.sorted()
+        let start = cursor.map { cursor in ids.partitionPoint { $0 <= cursor } } ?? 0
+        return Array(ids[start...].prefix(max(0, limit)))
     }
 
     public func stateValue(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> JSONValue? {
-        try limits.checkKey(key)
+        try policy.checkKey(key)
         return try withEntry(id) { $0.info.state[key] }
     }
 
     @discardableResult
     public func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
-        let data = try limits.encodeStateValue(value, forKey: key)
+        let data = try policy.encodeStateValue(value, forKey: key)
         // Normalise through JSON so reads return exactly what a durable backend would.
         let stored = try JSONValue.decode(data)
         return try withEntry(id) { entry throws(SessionStorageError) in
-            let size = SessionLimits.entryBytes(key: key, value: data)
+            let size = SessionPolicy.entryBytes(key: key, value: data)
             let total = entry.stateBytes - (entry.stateSizes[key] ?? 0) + size
-            try limits.checkStateTotal(total)
+            try policy.checkStateTotal(total)
             entry.info.state[key] = stored
             entry.stateSizes[key] = size
             entry.stateBytes = total
@@ -179,7 +181,7 @@ public final class InMemorySessionStorage: SessionStorage {
 
     @discardableResult
     public func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
-        try limits.checkKey(key)
+        try policy.checkKey(key)
         return try withEntry(id) { entry in
             entry.info.state[key] = nil
             entry.stateBytes -= entry.stateSizes.removeValue(forKey: key) ?? 0
@@ -191,10 +193,10 @@ public final class InMemorySessionStorage: SessionStorage {
 
     @discardableResult
     public func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent {
-        let data = try limits.encodeEvent(event)
+        let data = try policy.encodeEvent(event)
         var normalized = event
         normalized.data = try data.map { (data) throws(SessionStorageError) in try JSONValue.decode(data) }
-        let max = limits.maxEventsPerSession
+        let max = policy.maxEventsPerSession
         return try withEntry(id) { entry in
             entry.lastEventID += 1
             let stored = SSEEvent(id: entry.lastEventID, event: normalized, timestamp: Date())
@@ -209,6 +211,17 @@ public final class InMemorySessionStorage: SessionStorage {
             let later = entry.events.all[entry.events.index(after: eventID)...].lazy.filter { $0.stream == cursor.stream }
             return Array(later.prefix(limit ?? .max))
         }
+    }
+
+    public func events(in id: SessionID, stream: StreamID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
+        try withEntry(id) { entry in
+            let later = entry.events.all[entry.events.index(after: eventID)...].lazy.filter { $0.stream == stream }
+            return Array(later.prefix(limit ?? .max))
+        }
+    }
+
+    public func event(_ eventID: Int64, in id: SessionID) async throws(SessionStorageError) -> SSEEvent? {
+        try withEntry(id) { $0.events.event(withID: eventID) }
     }
 
     public func recentEvents(in id: SessionID, limit: Int) async throws(SessionStorageError) -> [SSEEvent] {
@@ -240,10 +253,15 @@ public final class InMemorySessionStorage: SessionStorage {
     public func maintenance() async throws(SessionStorageError) {}
 }
 
-extension Duration {
-    /// This duration in seconds, as `TimeInterval`.
-    package var timeInterval: TimeInterval {
-        let (seconds, attoseconds) = components
-        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
+extension Array where Element == SessionID {
+    /// The index of the first element for which `belongs` is false, in a sorted array where it
+    /// holds for a prefix.
+    fileprivate func partitionPoint(_ belongs: (SessionID) -> Bool) -> Int {
+        var (low, high) = (0, count)
+        while low < high {
+            let mid = (low + high) / 2
+            if belongs(self[mid]) { low = mid + 1 } else { high = mid }
+        }
+        return low
     }
 }

@@ -12,15 +12,15 @@ import Darwin
 ///
 /// O(1) for every operation: a dictionary maps ids to slots of an array-backed doubly linked
 /// list (no node allocations once warm). One `Mutex`, held for a few pointer updates.
-public final class SessionCache: Sendable {
+final class SessionCache: Sendable {
     /// What one entry holds.
-    public struct Entry: Sendable {
+    struct Entry: Sendable {
         /// The session as last read or written by this instance.
-        public var session: SessionInfo
+        var session: SessionInfo
         /// A contiguous run of the session's newest events, when this instance knows it.
-        public var events: [SSEEvent]
+        var events: [SSEEvent]
         /// When the entry was cached (``SessionCache/now()``); entries older than the maximum age are misses.
-        public var cachedAt: UInt64
+        var cachedAt: UInt64
         /// The bytes the entry counts against the byte limit.
         var bytes: Int
     }
@@ -42,16 +42,16 @@ public final class SessionCache: Sendable {
     }
 
     /// The most entries held.
-    public let maxEntries: Int
+    let maxEntries: Int
     /// The most bytes held, by ``estimatedBytes(of:)``.
-    public let maxBytes: Int
+    let maxBytes: Int
     /// Entries older than this are treated as absent.
-    public let maxAge: Duration
+    let maxAge: Duration
     private let maxAgeNanoseconds: UInt64
     private let state = Mutex(State())
     private let onEvict: @Sendable (Int) -> Void
 
-    public init(maxEntries: Int, maxBytes: Int, maxAge: Duration, onEvict: @escaping @Sendable (Int) -> Void = { _ in }) {
+    init(maxEntries: Int, maxBytes: Int, maxAge: Duration, onEvict: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.maxEntries = max(1, maxEntries)
         self.maxBytes = max(1, maxBytes)
         self.maxAge = maxAge
@@ -60,14 +60,14 @@ public final class SessionCache: Sendable {
     }
 
     /// Entries held now.
-    public var count: Int { state.withLock { $0.index.count } }
+    var count: Int { state.withLock { $0.index.count } }
     /// Bytes held now.
-    public var bytes: Int { state.withLock { $0.bytes } }
+    var bytes: Int { state.withLock { $0.bytes } }
 
     /// Monotonic nanoseconds from the kernel's coarse clock: a vDSO read of a few nanoseconds
     /// (the precise clock costs several times more on every hit), with millisecond resolution,
     /// plenty for ages counted in seconds.
-    public static func now() -> UInt64 {
+    static func now() -> UInt64 {
         var time = timespec()
         #if os(Linux)
         clock_gettime(CLOCK_MONOTONIC_COARSE, &time)
@@ -78,15 +78,23 @@ public final class SessionCache: Sendable {
     }
 
     /// The fresh entry for `id`, marked most recently used; `nil` if absent or too old.
-    public func entry(_ id: SessionID, now: UInt64 = SessionCache.now()) -> Entry? {
+    func entry(_ id: SessionID, now: UInt64 = SessionCache.now()) -> Entry? {
         state.withLock { state in
             guard let slot = freshSlot(id, now: now, in: &state) else { return nil }
             return state.nodes[slot].entry
         }
     }
 
+    /// Whether a fresh entry for `id` is held, without marking it used.
+    func contains(_ id: SessionID, now: UInt64 = SessionCache.now()) -> Bool {
+        state.withLock { state in
+            guard let slot = state.index[id] else { return false }
+            return now &- state.nodes[slot].entry.cachedAt < maxAgeNanoseconds
+        }
+    }
+
     /// The fresh session for `id` alone (no copy of its events): the hot path of a read.
-    public func session(_ id: SessionID, now: UInt64 = SessionCache.now()) -> SessionInfo? {
+    func session(_ id: SessionID, now: UInt64 = SessionCache.now()) -> SessionInfo? {
         state.withLock { state in
             // Read through the array in place: a generic reader closure would copy the whole
             // node (every reference in it retained and released), a third of a hit's cost.
@@ -96,7 +104,7 @@ public final class SessionCache: Sendable {
     }
 
     /// The fresh run of `id`'s newest events alone (no copy of its session).
-    public func events(_ id: SessionID, now: UInt64 = SessionCache.now()) -> [SSEEvent]? {
+    func events(_ id: SessionID, now: UInt64 = SessionCache.now()) -> [SSEEvent]? {
         state.withLock { state in
             guard let slot = freshSlot(id, now: now, in: &state) else { return nil }
             return state.nodes[slot].entry.events
@@ -117,7 +125,7 @@ public final class SessionCache: Sendable {
 
     /// Stores `session` unless the cache holds a newer version. `events: nil` keeps the events
     /// already cached for it.
-    public func store(_ session: SessionInfo, events: [SSEEvent]? = nil, now: UInt64 = SessionCache.now()) {
+    func store(_ session: SessionInfo, events: [SSEEvent]? = nil, now: UInt64 = SessionCache.now()) {
         let evicted = state.withLock { state -> Int in
             var kept: [SSEEvent] = events ?? []
             if let slot = state.index[session.id] {
@@ -134,7 +142,7 @@ public final class SessionCache: Sendable {
     }
 
     /// Changes the cached entry in place, if there is one; `change` returns `false` to drop it.
-    public func update(_ id: SessionID, _ change: (inout Entry) -> Bool) {
+    func update(_ id: SessionID, _ change: (inout Entry) -> Bool) {
         let evicted = state.withLock { state -> Int in
             guard let slot = state.index[id] else { return 0 }
             // In place: a copy of the entry would copy its events on the first change.
@@ -153,7 +161,7 @@ public final class SessionCache: Sendable {
     /// Adds `event` to the cached run of `id`'s newest events, keeping at most `keep`; an event
     /// that does not follow the run's last one starts a new run. In place, and the byte count
     /// changes by the events added and dropped alone: this runs on every append.
-    public func append(_ event: SSEEvent, to id: SessionID, keep: Int) {
+    func append(_ event: SSEEvent, to id: SessionID, keep: Int) {
         let evicted = state.withLock { state -> Int in
             guard let slot = state.index[id] else { return 0 }
             var delta = Self.estimatedBytes(of: event)
@@ -176,7 +184,7 @@ public final class SessionCache: Sendable {
 
     /// Drops the entry for `id`. Returns whether there was one.
     @discardableResult
-    public func remove(_ id: SessionID) -> Bool {
+    func remove(_ id: SessionID) -> Bool {
         state.withLock { state in
             guard let slot = state.index[id] else { return false }
             Self.remove(slot, from: &state)
@@ -185,7 +193,7 @@ public final class SessionCache: Sendable {
     }
 
     /// Drops everything.
-    public func removeAll() {
+    func removeAll() {
         state.withLock { $0 = State() }
     }
 
@@ -247,7 +255,7 @@ public final class SessionCache: Sendable {
 
     /// What an entry counts against the byte limit: its JSON content plus a fixed overhead per
     /// entry and per value for the structures around them.
-    public static func estimatedBytes(of session: SessionInfo, events: [SSEEvent]) -> Int {
+    static func estimatedBytes(of session: SessionInfo, events: [SSEEvent]) -> Int {
         var bytes = 512 + session.id.rawValue.utf8.count + (session.protocolVersion?.utf8.count ?? 0)
         for value in [session.clientInfo, session.clientCapabilities, session.serverCapabilities].compactMap({ $0 }) {
             bytes += value.estimatedBytes

@@ -1,4 +1,4 @@
-import MCPSessionStorage
+@_spi(Backend) import MCPSessionStorage
 import PostgresNIO
 
 /// Turns PostgresNIO's errors into the contract's.

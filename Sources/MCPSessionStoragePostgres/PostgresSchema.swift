@@ -1,5 +1,5 @@
 import Logging
-import MCPSessionStorage
+@_spi(Backend) import MCPSessionStorage
 import PostgresNIO
 
 /// The tables, as numbered migrations recorded in `mcp_session_schema`.

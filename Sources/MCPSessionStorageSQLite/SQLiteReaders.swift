@@ -1,6 +1,6 @@
 import Foundation
 import GRDBSQLite
-import MCPSessionStorage
+@_spi(Backend) import MCPSessionStorage
 import Synchronization
 
 /// Read-only connections for the hot reads (get session, one state value, replay), each with

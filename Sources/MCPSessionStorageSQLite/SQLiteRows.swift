@@ -1,6 +1,6 @@
 import Foundation
 import GRDB
-import MCPSessionStorage
+@_spi(Backend) import MCPSessionStorage
 
 /// Every statement the SQLite backend runs, in one place (and the ones `Benchmarks/sqlite-c`
 /// mirrors, so the C limit runs the very same SQL).
@@ -25,7 +25,8 @@ enum SQL {
     static let selectActivity = "SELECT last_activity FROM sessions WHERE id = ?"
     static let touchSession = "UPDATE sessions SET last_activity = ? WHERE id = ? AND last_activity < ?"
     static let deleteSession = "DELETE FROM sessions WHERE id = ?"
-    static let listSessions = "SELECT id FROM sessions"
+    /// A page of ids after a cursor, in the primary key's (binary) order.
+    static let listSessions = "SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT ?"
     static let selectStateValue = "SELECT value FROM session_state WHERE session_id = ? AND key = ?"
     static let selectStateSize = "SELECT length(CAST(key AS BLOB)) + length(value) FROM session_state WHERE session_id = ? AND key = ?"
     static let bumpForState = """

@@ -1,5 +1,5 @@
 import GRDB
-import MCPSessionStorage
+@_spi(Backend) import MCPSessionStorage
 
 /// The database schema, as GRDB migrations: each one runs once, in order, recorded in
 /// `grdb_migrations`. Add a new migration for every change; never edit a released one.

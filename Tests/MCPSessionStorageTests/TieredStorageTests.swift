@@ -1,5 +1,5 @@
 import Foundation
-import MCPSessionStorage
+@testable import MCPSessionStorage
 import MCPSessionStorageTesting
 import Synchronization
 import Testing
@@ -8,15 +8,14 @@ import Testing
 struct TieredStorageTests {
     @Test("conformance over InMemory, no bus", arguments: SessionStorageConformance.checks)
     func conformance(_ check: SessionStorageConformance.Check) async throws {
-        try await check.run { limits in TieredSessionStorage(durable: InMemorySessionStorage(configuration: .init(limits: limits))) }
+        try await check.run { policy in TieredSessionStorage(durable: InMemorySessionStorage(configuration: .init(policy: policy))) }
     }
 
     @Test("conformance over InMemory with a running bus", arguments: SessionStorageConformance.checks)
     func conformanceWithBus(_ check: SessionStorageConformance.Check) async throws {
-        try await check.run { limits in
+        try await check.run { policy in
             let storage = TieredSessionStorage(
-                durable: InMemorySessionStorage(configuration: .init(limits: limits)), bus: InProcessChangeBus(hub: .init()))
-            Task { try await storage.run() }
+                durable: InMemorySessionStorage(configuration: .init(policy: policy)), bus: InProcessChangeBus(hub: .init()))
             try await waitUntil { storage.isFrontEnabled }
             return storage
         }
@@ -66,7 +65,7 @@ struct TieredStorageTests {
 
     @Test("a failed durable write leaves the front as it was")
     func failedWrite() async throws {
-        let durable = InMemorySessionStorage(configuration: .init(limits: SessionLimits(maxStateValueBytes: 10)))
+        let durable = InMemorySessionStorage(configuration: .init(policy: SessionPolicy(maxStateValueBytes: 10)))
         let tiered = TieredSessionStorage(durable: durable)
         let id = try await tiered.createSession(NewSession(state: ["k": "old"])).id
         await #expect(throws: SessionStorageError.self) { try await tiered.setState(.string(String(repeating: "x", count: 50)), forKey: "k", in: id) }
@@ -127,8 +126,6 @@ struct TieredBusTests {
         let durable = InMemorySessionStorage()
         let a = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "a"))
         let b = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "b"))
-        Task { try await a.run() }
-        Task { try await b.run() }
         try await waitUntil { a.isFrontEnabled && b.isFrontEnabled }
         return (a, b, hub)
     }
@@ -152,8 +149,6 @@ struct TieredBusTests {
         let hub = InProcessChangeBus.Hub()
         let a = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "a"))
         let b = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "b"))
-        Task { try await a.run() }
-        Task { try await b.run() }
         try await waitUntil { a.isFrontEnabled && b.isFrontEnabled }
         let id = try await a.createSession(NewSession(state: ["k": "old"])).id
         #expect(try await a.stateValue(forKey: "k", in: id) == "old")
@@ -228,7 +223,7 @@ final class CountingStorage: SessionStorage {
         self.delayAfterRead = delayAfterRead
     }
 
-    var limits: SessionLimits { inner.limits }
+    var policy: SessionPolicy { inner.policy }
 
     func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
         if delayAfterRead {
@@ -251,7 +246,9 @@ final class CountingStorage: SessionStorage {
     func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo { try await inner.updateSession(session) }
     func touchSession(_ id: SessionID, at now: Date) async throws(SessionStorageError) { try await inner.touchSession(id, at: now) }
     func deleteSession(_ id: SessionID) async throws(SessionStorageError) -> Bool { try await inner.deleteSession(id) }
-    func listSessions() async throws(SessionStorageError) -> [SessionID] { try await inner.listSessions() }
+    func listSessions(after cursor: SessionID?, limit: Int) async throws(SessionStorageError) -> [SessionID] {
+        try await inner.listSessions(after: cursor, limit: limit)
+    }
     func stateValue(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> JSONValue? {
         reads.add(1, ordering: .relaxed)
         return try await inner.stateValue(forKey: key, in: id)
@@ -263,6 +260,14 @@ final class CountingStorage: SessionStorage {
     }
     func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 { try await inner.removeState(forKey: key, in: id) }
     func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent { try await inner.appendEvent(event, to: id) }
+    func events(in id: SessionID, stream: StreamID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
+        eventReads.add(1, ordering: .relaxed)
+        return try await inner.events(in: id, stream: stream, after: eventID, limit: limit)
+    }
+    func event(_ eventID: Int64, in id: SessionID) async throws(SessionStorageError) -> SSEEvent? {
+        eventReads.add(1, ordering: .relaxed)
+        return try await inner.event(eventID, in: id)
+    }
     func recentEvents(in id: SessionID, limit: Int) async throws(SessionStorageError) -> [SSEEvent] {
         eventReads.add(1, ordering: .relaxed)
         return try await inner.recentEvents(in: id, limit: limit)
