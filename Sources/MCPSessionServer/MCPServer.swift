@@ -53,6 +53,13 @@ public final class MCPServer: Service, Sendable {
         public var keepAliveInterval: Duration = .seconds(15)
         /// The suggested wait sent in `Retry-After` while storage is unavailable. Default 1 second.
         public var retryAfterSeconds = 1
+        /// How long a call's lease may go unrenewed before another instance following its
+        /// stream ends it with ``RPCError/instanceStopped``: the time a client that resumed on
+        /// another instance waits, at worst, after the call's instance died. A call takes its
+        /// lease after a fifth of this and renews it every fifth. Default 5 seconds.
+        public var callLeaseTimeout: Duration = .seconds(5)
+        /// How long shutdown waits for the running calls to store their answers. Default 5 seconds.
+        public var shutdownGracePeriod: Duration = .seconds(5)
 
         public init() {}
     }
@@ -68,7 +75,9 @@ public final class MCPServer: Service, Sendable {
     let hub = StreamHub()
     /// The tools by name, and their names in registration order (the order `tools/list` shows).
     private let tools = Mutex<(byName: [String: Tool], order: [String])>(([:], []))
-    let calls = RunningCalls()
+    let calls: RunningCalls
+    /// This instance's id: its bus's, or a new one.
+    let instanceID: String
 
     /// - Parameters:
     ///   - storage: Where sessions, state and events live; share it (and `bus`) among instances.
@@ -81,6 +90,8 @@ public final class MCPServer: Service, Sendable {
         self.bus = bus
         self.configuration = configuration
         self.logger = logger
+        self.instanceID = bus?.instanceID ?? UUID().uuidString
+        self.calls = RunningCalls(storage: storage, instanceID: instanceID, lease: CallLease(timeout: configuration.callLeaseTimeout), logger: logger)
     }
 
     /// A server over a ``SessionStack``'s storage and bus.
@@ -127,11 +138,11 @@ public final class MCPServer: Service, Sendable {
                 }
             }
         }
-        try? await gracefulShutdown()
+        await cancelWhenGracefulShutdown { await self.keepSessionsInUseAlive() }
         subscription?.cancel()
-        logger.info("shutting down: closing open streams and stopping running calls", metadata: ["streams": "\(hub.count)", "calls": "\(calls.count)"])
+        logger.info("shutting down: answering running calls, closing open streams", metadata: ["calls": "\(calls.count)", "streams": "\(hub.count)"])
+        await calls.stopAll(within: configuration.shutdownGracePeriod)
         hub.closeAll()
-        calls.cancelAll()
     }
 
     /// Sends a server-initiated notification (e.g. `notifications/resources/list_changed`) on

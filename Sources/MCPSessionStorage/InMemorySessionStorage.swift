@@ -32,6 +32,7 @@ public final class InMemorySessionStorage: SessionStorage {
         var stateBytes: Int
         var events = EventLog()
         var lastEventID: Int64 = 0
+        var leases: [String: Lease] = [:]
     }
 
     /// A session's events, oldest first, trimmed from the front without moving the rest.
@@ -231,6 +232,20 @@ public final class InMemorySessionStorage: SessionStorage {
     @discardableResult
     public func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int {
         try withEntry(id) { $0.events.removeAll(before: eventID) }
+    }
+
+    public func lease(_ name: String, in id: SessionID) async throws(SessionStorageError) -> Lease? {
+        try policy.checkLease(name)
+        return try withEntry(id) { $0.leases[name] }
+    }
+
+    public func swapLease(_ name: String, in id: SessionID, expected: Lease?, new: Lease?) async throws(SessionStorageError) -> Bool {
+        try policy.checkLease(name, expected, new)
+        return try withEntry(id) { entry in
+            guard entry.leases[name] == expected else { return false }
+            entry.leases[name] = new
+            return true
+        }
     }
 
     @discardableResult

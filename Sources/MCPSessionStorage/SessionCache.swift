@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 #if canImport(Glibc)
@@ -7,8 +8,10 @@ import Darwin
 #endif
 
 /// The in-process front of ``TieredSessionStorage``: an LRU of sessions bounded by entry count
-/// and by (estimated) bytes, each entry stamped with its session version and the time it was
-/// cached, so an entry older than the maximum age is never served.
+/// and by (estimated) bytes, each entry stamped with its session version and the time until
+/// which it may be served: the maximum age after it was cached, or sooner, when the session's
+/// idle time reaches the TTL (another instance may have recorded activity since; only the
+/// durable tier knows).
 ///
 /// O(1) for every operation: a dictionary maps ids to slots of an array-backed doubly linked
 /// list (no node allocations once warm). One `Mutex`, held for a few pointer updates.
@@ -19,8 +22,10 @@ final class SessionCache: Sendable {
         var session: SessionInfo
         /// A contiguous run of the session's newest events, when this instance knows it.
         var events: [SSEEvent]
-        /// When the entry was cached (``SessionCache/now()``); entries older than the maximum age are misses.
+        /// When the entry was cached (``SessionCache/now()``).
         var cachedAt: UInt64
+        /// Until when (``SessionCache/now()``) it may be served.
+        var servedUntil: UInt64
         /// The bytes the entry counts against the byte limit.
         var bytes: Int
     }
@@ -48,13 +53,16 @@ final class SessionCache: Sendable {
     /// Entries older than this are treated as absent.
     let maxAge: Duration
     private let maxAgeNanoseconds: UInt64
+    /// The session TTL, if entries stop at it.
+    private let ttl: TimeInterval?
     private let state = Mutex(State())
     private let onEvict: @Sendable (Int) -> Void
 
-    init(maxEntries: Int, maxBytes: Int, maxAge: Duration, onEvict: @escaping @Sendable (Int) -> Void = { _ in }) {
+    init(maxEntries: Int, maxBytes: Int, maxAge: Duration, ttl: Duration? = nil, onEvict: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.maxEntries = max(1, maxEntries)
         self.maxBytes = max(1, maxBytes)
         self.maxAge = maxAge
+        self.ttl = ttl?.timeInterval
         self.maxAgeNanoseconds = UInt64(max(0, maxAge.timeInterval * 1e9))
         self.onEvict = onEvict
     }
@@ -89,7 +97,7 @@ final class SessionCache: Sendable {
     func contains(_ id: SessionID, now: UInt64 = SessionCache.now()) -> Bool {
         state.withLock { state in
             guard let slot = state.index[id] else { return false }
-            return now &- state.nodes[slot].entry.cachedAt < maxAgeNanoseconds
+            return now < state.nodes[slot].entry.servedUntil
         }
     }
 
@@ -112,10 +120,10 @@ final class SessionCache: Sendable {
     }
 
     /// The slot of `id`'s entry, marked most recently used; `nil` (and the entry dropped) if it
-    /// is older than the maximum age.
+    /// may no longer be served.
     private func freshSlot(_ id: SessionID, now: UInt64, in state: inout State) -> Int? {
         guard let slot = state.index[id] else { return nil }
-        guard now &- state.nodes[slot].entry.cachedAt < maxAgeNanoseconds else {
+        guard now < state.nodes[slot].entry.servedUntil else {
             Self.remove(slot, from: &state)
             return nil
         }
@@ -134,7 +142,9 @@ final class SessionCache: Sendable {
                 if events == nil { kept = old.events }
                 Self.remove(slot, from: &state)
             }
-            let entry = Entry(session: session, events: kept, cachedAt: now, bytes: Self.estimatedBytes(of: session, events: kept))
+            let entry = Entry(
+                session: session, events: kept, cachedAt: now, servedUntil: servedUntil(session, cachedAt: now, now: now),
+                bytes: Self.estimatedBytes(of: session, events: kept))
             Self.insert(session.id, entry, into: &state)
             return evict(&state)
         }
@@ -142,13 +152,17 @@ final class SessionCache: Sendable {
     }
 
     /// Changes the cached entry in place, if there is one; `change` returns `false` to drop it.
-    func update(_ id: SessionID, _ change: (inout Entry) -> Bool) {
+    func update(_ id: SessionID, now: UInt64 = SessionCache.now(), _ change: (inout Entry) -> Bool) {
         let evicted = state.withLock { state -> Int in
             guard let slot = state.index[id] else { return 0 }
             // In place: a copy of the entry would copy its events on the first change.
+            let activity = state.nodes[slot].entry.session.lastActivity
             guard change(&state.nodes[slot].entry) else {
                 Self.remove(slot, from: &state)
                 return 0
+            }
+            if state.nodes[slot].entry.session.lastActivity != activity {
+                state.nodes[slot].entry.servedUntil = servedUntil(state.nodes[slot].entry.session, cachedAt: state.nodes[slot].entry.cachedAt, now: now)
             }
             let bytes = Self.estimatedBytes(of: state.nodes[slot].entry.session, events: state.nodes[slot].entry.events)
             state.bytes += bytes - state.nodes[slot].entry.bytes
@@ -195,6 +209,16 @@ final class SessionCache: Sendable {
     /// Drops everything.
     func removeAll() {
         state.withLock { $0 = State() }
+    }
+
+    /// The end of an entry's life: the maximum age after it was cached, or the moment its
+    /// session's idle time reaches the TTL, whichever comes first.
+    private func servedUntil(_ session: SessionInfo, cachedAt: UInt64, now: UInt64) -> UInt64 {
+        let aged = cachedAt &+ maxAgeNanoseconds
+        guard let ttl else { return aged }
+        let remaining = session.lastActivity.timeIntervalSinceNow + ttl
+        guard remaining > 0 else { return now }
+        return min(aged, now &+ UInt64(min(remaining, 1e9) * 1e9))
     }
 
     // MARK: List surgery (all under the lock)

@@ -99,6 +99,20 @@ public protocol SessionStorage: Sendable {
     @discardableResult
     func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int
 
+    // MARK: Leases
+
+    /// The lease `name` of the session, or `nil` when nobody holds it. Leases are not session
+    /// data: reading or swapping one neither raises the version nor counts as activity, and
+    /// deleting the session deletes its leases.
+    func lease(_ name: String, in id: SessionID) async throws(SessionStorageError) -> Lease?
+
+    /// Replaces the lease `name` of the session with `new` (`nil`: releases it), if it is still
+    /// `expected` (`nil`: nobody holds it), as one atomic compare-and-swap: of concurrent swaps
+    /// from the same `expected`, at most one succeeds.
+    /// - Returns: Whether it swapped.
+    /// - Throws: `invalidInput` for a malformed name or holder.
+    func swapLease(_ name: String, in id: SessionID, expected: Lease?, new: Lease?) async throws(SessionStorageError) -> Bool
+
     // MARK: Administration
 
     /// One page of stored session ids, in an order of the backend's choosing that stays the same

@@ -25,6 +25,9 @@ import Synchronization
 /// - After the bus drops or loses a message, the front is flushed: no entry cached before an
 ///   outage is served after it. While the bus is down, reads bypass the front.
 /// - Whatever goes undetected, no entry is served older than ``Configuration/maxAge``.
+/// - No entry is served once its session looks expired by its cached activity: another
+///   instance may have recorded activity since (activity alone does not raise the version, so
+///   it sends no message), and only the durable tier knows.
 ///
 /// Without a bus (one instance), the front is always on; with one, it is on while the bus is
 /// connected.
@@ -76,7 +79,7 @@ public final class TieredSessionStorage: SessionStorage {
         self.metrics = metrics
         self.front = SessionCache(
             maxEntries: configuration.maxEntries, maxBytes: configuration.maxBytes, maxAge: configuration.maxAge,
-            onEvict: { metrics.evictions.increment(by: $0) })
+            ttl: durable.policy.sessionTTL, onEvict: { metrics.evictions.increment(by: $0) })
         guard let bus else {
             (follower, subscription, publisher) = (nil, nil, nil)
             return
@@ -179,6 +182,16 @@ public final class TieredSessionStorage: SessionStorage {
             return Array(events.suffix(max(0, limit)))
         }
         return try await timed { [durable] () async throws(SessionStorageError) in try await durable.recentEvents(in: id, limit: limit) }
+    }
+
+    // MARK: Leases: the durable tier's (never cached)
+
+    public func lease(_ name: String, in id: SessionID) async throws(SessionStorageError) -> Lease? {
+        try await timed { [durable] () async throws(SessionStorageError) in try await durable.lease(name, in: id) }
+    }
+
+    public func swapLease(_ name: String, in id: SessionID, expected: Lease?, new: Lease?) async throws(SessionStorageError) -> Bool {
+        try await timed { [durable] () async throws(SessionStorageError) in try await durable.swapLease(name, in: id, expected: expected, new: new) }
     }
 
     // MARK: Administration: the durable tier's

@@ -48,6 +48,18 @@ public enum PostgresSchema {
             // Serves replay: one stream's events after a cursor, without reading the other streams.
             "CREATE INDEX mcp_session_events_by_stream ON mcp_session_events (session_id, stream, id)",
         ],
+        [
+            // Who holds a session's named leases (a running call, a task), swapped atomically.
+            """
+            CREATE TABLE mcp_session_leases (
+                session_id text NOT NULL REFERENCES mcp_sessions (id) ON DELETE CASCADE,
+                name text NOT NULL,
+                holder text NOT NULL,
+                generation bigint NOT NULL,
+                PRIMARY KEY (session_id, name)
+            )
+            """,
+        ],
     ]
 
     /// Every migration, for a DBA to run by hand in the target schema.

@@ -332,6 +332,33 @@ public final class PostgresSessionStorage: ChangeAnnouncingStorage, Service {
         return Int(count)
     }
 
+    // MARK: Leases
+
+    public func lease(_ name: String, in id: SessionID) async throws(SessionStorageError) -> Lease? {
+        try policy.checkLease(name)
+        return try await perform("reading lease \(name) of \(id)") { [self] in
+            if let lease = try await first(SelectLease(id: id, lease: name)) { return lease }
+            guard try await exists(id) else { throw SessionStorageError.sessionNotFound(id) }
+            return nil
+        }
+    }
+
+    public func swapLease(_ name: String, in id: SessionID, expected: Lease?, new: Lease?) async throws(SessionStorageError) -> Bool {
+        try policy.checkLease(name, expected, new)
+        return try await perform("swapping lease \(name) of \(id)") { [self] in
+            let swapped: Bool
+            switch (expected, new) {
+            case (nil, let new?): swapped = try await first(TakeLease(id: id, lease: name, new: new)) != nil
+            case (let expected?, let new?): swapped = try await first(ReplaceLease(id: id, lease: name, expected: expected, new: new)) != nil
+            case (let expected?, nil): swapped = try await first(ReleaseLease(id: id, lease: name, expected: expected)) != nil
+            case (nil, nil): swapped = try await first(SelectLease(id: id, lease: name)) == nil
+            }
+            // Nothing swapped: tell a missing session from a lease held by someone else.
+            if !swapped, !(try await exists(id)) { throw SessionStorageError.sessionNotFound(id) }
+            return swapped
+        }
+    }
+
     // MARK: Administration
 
     public func listSessions(after cursor: SessionID?, limit: Int) async throws(SessionStorageError) -> [SessionID] {

@@ -59,7 +59,7 @@ final class SQLiteReader: @unchecked Sendable {
     /// The statements this connection prepares when it opens.
     enum Query: Int, CaseIterable {
         case begin, commit, selectSession, selectState, sessionExists, selectStateValue, selectActivity
-        case selectEventStream, selectEventsAfter, selectEvent, selectRecentEvents
+        case selectEventStream, selectEventsAfter, selectEvent, selectRecentEvents, selectLease
 
         var sql: String {
             switch self {
@@ -74,6 +74,7 @@ final class SQLiteReader: @unchecked Sendable {
             case .selectEventsAfter: SQL.selectEventsAfter
             case .selectEvent: SQL.selectEvent
             case .selectRecentEvents: SQL.selectRecentEvents
+            case .selectLease: SQL.selectLease
             }
         }
     }

@@ -48,6 +48,11 @@ enum SQL {
     static let selectRecentEvents = "SELECT \(eventColumns) FROM session_events WHERE session_id = ? ORDER BY id DESC LIMIT ?"
     static let deleteEventsBefore = "DELETE FROM session_events WHERE session_id = ? AND id < ?"
     static let expireSessions = "DELETE FROM sessions WHERE last_activity < ? RETURNING id"
+    static let selectLease = "SELECT holder, generation FROM session_leases WHERE session_id = ? AND name = ?"
+    static let deleteLease = "DELETE FROM session_leases WHERE session_id = ? AND name = ?"
+    static let upsertLease = """
+        INSERT INTO session_leases (session_id, name, holder, generation) VALUES (?, ?, ?, ?)         ON CONFLICT (session_id, name) DO UPDATE SET holder = excluded.holder, generation = excluded.generation
+        """
 }
 
 /// A session's columns, encoded for binding.

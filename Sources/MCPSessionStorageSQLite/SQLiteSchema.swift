@@ -49,6 +49,18 @@ enum SQLiteSchema {
                 CREATE INDEX session_events_by_stream ON session_events(session_id, stream, id);
                 """)
         }
+        migrator.registerMigration("v2: leases") { db in
+            // Who holds a session's named leases (a running call, a task), swapped atomically.
+            try db.execute(sql: """
+                CREATE TABLE session_leases (
+                    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    holder TEXT NOT NULL,
+                    generation INTEGER NOT NULL,
+                    PRIMARY KEY (session_id, name)
+                ) WITHOUT ROWID;
+                """)
+        }
         return migrator
     }
 

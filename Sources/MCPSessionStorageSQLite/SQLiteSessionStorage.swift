@@ -392,6 +392,37 @@ public final class SQLiteSessionStorage: SessionStorage {
         }
     }
 
+    // MARK: Leases
+
+    public func lease(_ name: String, in id: SessionID) async throws(SessionStorageError) -> Lease? {
+        try policy.checkLease(name)
+        return try fastRead("reading lease \(name) of \(id)") { reader -> Lease? in
+            var lease: Lease?
+            try reader.select(.selectLease, .text(id.rawValue), .text(name)) { row in
+                lease = Lease(holder: row.text(0) ?? "", generation: row.integer(1))
+                return false
+            }
+            if lease == nil { try Self.requireSession(id, in: reader) }
+            return lease
+        }
+    }
+
+    public func swapLease(_ name: String, in id: SessionID, expected: Lease?, new: Lease?) async throws(SessionStorageError) -> Bool {
+        try policy.checkLease(name, expected, new)
+        return try await write("swapping lease \(name) of \(id)") { db in
+            try Self.requireSession(id, in: db)
+            let row = try Row.fetchOne(db.cachedStatement(sql: SQL.selectLease), arguments: [id.rawValue, name])
+            let held = row.map { Lease(holder: $0[0], generation: $0[1]) }
+            guard held == expected else { return false }
+            if let new {
+                try db.cachedStatement(sql: SQL.upsertLease).execute(arguments: [id.rawValue, name, new.holder, new.generation])
+            } else {
+                try db.cachedStatement(sql: SQL.deleteLease).execute(arguments: [id.rawValue, name])
+            }
+            return true
+        }
+    }
+
     // MARK: Housekeeping
 
     @discardableResult

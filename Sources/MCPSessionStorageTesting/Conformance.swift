@@ -47,9 +47,9 @@ public enum SessionStorageConformance {
         }
     }
 
-    /// Every check, in contract order: sessions, state, events, expiry, bad input, concurrency.
+    /// Every check, in contract order: sessions, state, events, leases, expiry, bad input, concurrency.
     public static var checks: [Check] {
-        sessionChecks + stateChecks + eventChecks + expiryChecks + inputChecks + concurrencyChecks
+        sessionChecks + stateChecks + eventChecks + leaseChecks + expiryChecks + inputChecks + concurrencyChecks
     }
 }
 

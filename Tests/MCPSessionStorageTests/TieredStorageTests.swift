@@ -277,4 +277,8 @@ final class CountingStorage: SessionStorage {
     func sessionCount() async throws(SessionStorageError) -> Int { try await inner.sessionCount() }
     func eventCount() async throws(SessionStorageError) -> Int { try await inner.eventCount() }
     func maintenance() async throws(SessionStorageError) {}
+    func lease(_ name: String, in id: SessionID) async throws(SessionStorageError) -> Lease? { try await inner.lease(name, in: id) }
+    func swapLease(_ name: String, in id: SessionID, expected: Lease?, new: Lease?) async throws(SessionStorageError) -> Bool {
+        try await inner.swapLease(name, in: id, expected: expected, new: new)
+    }
 }
