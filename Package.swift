@@ -92,6 +92,21 @@ let package = Package(
             dependencies: ["MCPSessionStoragePostgres", "MCPSessionStorageTesting"]
         ),
         .executableTarget(
+            name: "QuickStart",
+            dependencies: ["MCPSessionStorage", "MCPSessionStorageSQLite"],
+            path: "Examples/QuickStart"
+        ),
+        .executableTarget(
+            name: "GreetServer",
+            dependencies: [
+                "MCPSessionServer", "MCPSessionStorage", "MCPSessionStorageSQLite",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/GreetServer"
+        ),
+        .executableTarget(
             name: "TieredClusterNode",
             dependencies: ["MCPSessionStoragePostgres"],
             path: "Tests/TieredClusterNode"
