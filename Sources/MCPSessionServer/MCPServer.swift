@@ -164,7 +164,7 @@ public final class MCPServer: Service, Sendable {
 
     /// The live session for a request's `Mcp-Session-Id`, touched; `nil` if unknown or expired.
     func liveSession(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
-        guard let session = try await storage.session(id) else { return nil }
+        guard let session = try await storage.currentSession(id) else { return nil }
         let now = Date()
         if storage.policy.isExpired(lastActivity: session.lastActivity, at: now) { return nil }
         try await storage.touchSession(id, at: now)

@@ -119,6 +119,10 @@ public final class InMemorySessionStorage: SessionStorage {
         sessions.withLock { $0[id]?.info }
     }
 
+    public func sessionVersion(_ id: SessionID) async throws(SessionStorageError) -> Int64? {
+        sessions.withLock { $0[id]?.info.version }
+    }
+
     public func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo {
         let state = try policy.encodeState(session.state)
         return try withEntry(session.id) { entry throws(SessionStorageError) in

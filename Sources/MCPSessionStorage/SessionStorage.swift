@@ -39,6 +39,16 @@ public protocol SessionStorage: Sendable {
     /// The session with this id, or `nil` if there is none. Does not count as activity.
     func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo?
 
+    /// The stored version of the session, or `nil` if there is none: the cheapest read there
+    /// is, which a front uses to confirm that what it holds is current.
+    func sessionVersion(_ id: SessionID) async throws(SessionStorageError) -> Int64?
+
+    /// The session as the durable tier holds it now: every write acknowledged before this call
+    /// began, on any instance, is in it. A server calls it once per request, before its other
+    /// reads. The default is ``session(_:)``, which is that already for every storage without a
+    /// front; ``TieredSessionStorage`` confirms its copy with ``sessionVersion(_:)``.
+    func currentSession(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo?
+
     /// Replaces a session's fields and state with `session`'s, if the stored version is still
     /// `session.version`, and returns the stored result (version raised by one).
     /// - Throws: `versionConflict` when the session changed since `session` was read.
@@ -136,6 +146,10 @@ public protocol SessionStorage: Sendable {
 }
 
 extension SessionStorage {
+    public func currentSession(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
+        try await session(id)
+    }
+
     /// Stores a new session with a fresh UUID v7 id.
     public func createSession(_ fields: NewSession = NewSession()) async throws(SessionStorageError) -> SessionInfo {
         try await createSession(id: nil, fields)

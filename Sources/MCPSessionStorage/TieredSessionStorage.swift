@@ -43,10 +43,28 @@ public final class TieredSessionStorage: SessionStorage {
         public var maxAge: Duration = .seconds(30)
         /// Newest events kept per session for replay from memory. Default 64.
         public var eventsPerSession = 64
+        /// What ``TieredSessionStorage/currentSession(_:)`` (a server's first read of each request)
+        /// promises across instances. Default ``Consistency/readYourWrites``.
+        public var consistency: Consistency = .readYourWrites
         /// Dimensions added to every metric, to tell several tiers in one process apart. Default none.
         public var metricsDimensions: [(String, String)] = []
 
         public init() {}
+    }
+
+    /// How a request's first read is kept true to other instances' writes (with a bus; alone,
+    /// an instance's front is always current).
+    public enum Consistency: Sendable, Hashable {
+        /// ``currentSession(_:)`` confirms the cached copy's version with the durable tier (one
+        /// small read, shared by concurrent requests) and reloads it if another instance wrote
+        /// since: a request sees every write acknowledged before it began, on any instance.
+        /// The request's other reads are front hits.
+        case readYourWrites
+        /// The front is trusted while the bus is connected: another instance's write is seen
+        /// once its message arrives (about a millisecond when idle, up to hundreds under load,
+        /// since each instance's database connection hears it when the database server gets to
+        /// it). No round trip. For clusters whose balancer keeps a client on one instance.
+        case eventual
     }
 
     /// The durable tier.
@@ -142,6 +160,27 @@ public final class TieredSessionStorage: SessionStorage {
 
     public func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
         if let session = cachedSession(id) { return session }
+        return try await load(id)
+    }
+
+    public func sessionVersion(_ id: SessionID) async throws(SessionStorageError) -> Int64? {
+        try await timed { [durable] () async throws(SessionStorageError) in try await durable.sessionVersion(id) }
+    }
+
+    /// The session with every write acknowledged before this call began, on any instance:
+    /// with ``Consistency/readYourWrites`` and a bus, the cached copy if the durable tier's
+    /// version (one small read) says it is current, otherwise a fresh load. Without a bus, or
+    /// with ``Consistency/eventual``, ``session(_:)``.
+    public func currentSession(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
+        guard follower != nil, configuration.consistency == .readYourWrites, isFrontEnabled else { return try await session(id) }
+        guard let version = try await sessionVersion(id) else {
+            wrote(id)
+            front.remove(id)
+            return nil
+        }
+        if let cached = cachedSession(id), cached.version >= version { return cached }
+        // Behind, or absent: a load started now sees that version, so none started before may be joined.
+        loads.invalidate(id)
         return try await load(id)
     }
 

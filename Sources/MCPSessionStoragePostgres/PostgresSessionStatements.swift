@@ -41,6 +41,23 @@ struct SelectSessions: PostgresPreparedStatement {
     }
 }
 
+/// The versions of several sessions in one round trip (`Batcher`); one id is a batch of one.
+struct SelectVersions: PostgresPreparedStatement {
+    static let name = "mcp_select_versions"
+    static let sql = "SELECT id, version FROM mcp_sessions WHERE id = ANY($1)"
+    static let bindingDataTypes: [PostgresDataType] = [.textArray]
+    typealias Row = (SessionID, Int64)
+    let ids: [SessionID]
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(ids.map(\.rawValue))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> (SessionID, Int64) { try SessionColumns.idAndNumber(row) }
+}
+
 struct SessionExists: PostgresPreparedStatement {
     static let name = "mcp_session_exists"
     static let sql = "SELECT 1 FROM mcp_sessions WHERE id = $1"

@@ -36,6 +36,7 @@ public final class PostgresSessionStorage: ChangeAnnouncingStorage, Service {
     private let migration = Mutex<Task<Void, any Error>?>(nil)
     private let watchdog = DeadlineWatchdog()
     private let sessionReads: Batcher<Void, SessionInfo>
+    private let versionReads: Batcher<Void, Int64>
     private let stateWrites: Batcher<StateWrite, Int64>
     private let eventWrites: Batcher<EventWrite, Int64>
 
@@ -55,6 +56,7 @@ public final class PostgresSessionStorage: ChangeAnnouncingStorage, Service {
         // which grows with the load (to 64 ids). PostgreSQL reads never wait on row locks, so a
         // batch only waits on the network, and a hung one is abandoned at the operation timeout.
         self.sessionReads = Batcher(maxInFlight: 1, distinctSessions: false)
+        self.versionReads = Batcher(maxInFlight: 1, distinctSessions: false)
         // Writes of different sessions likewise share one statement and one commit.
         self.stateWrites = Batcher(maxInFlight: 1, distinctSessions: true)
         self.eventWrites = Batcher(maxInFlight: 1, distinctSessions: true)
@@ -160,6 +162,20 @@ public final class PostgresSessionStorage: ChangeAnnouncingStorage, Service {
             }
         } catch {
             throw PostgresErrors.map(error, "reading session \(id)")
+        }
+    }
+
+    /// Concurrent calls share one `WHERE id = ANY(...)` round trip, under the operation timeout
+    /// per batch, as session reads do.
+    public func sessionVersion(_ id: SessionID) async throws(SessionStorageError) -> Int64? {
+        do {
+            return try await versionReads.run(id, ()) { [self] calls in
+                try await bounded { [self] in
+                    Dictionary(try await all(SelectVersions(ids: Array(Set(calls.map(\.id))))), uniquingKeysWith: { first, _ in first })
+                }
+            }
+        } catch {
+            throw PostgresErrors.map(error, "reading the version of \(id)")
         }
     }
 

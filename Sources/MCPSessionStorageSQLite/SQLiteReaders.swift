@@ -59,7 +59,7 @@ final class SQLiteReader: @unchecked Sendable {
     /// The statements this connection prepares when it opens.
     enum Query: Int, CaseIterable {
         case begin, commit, selectSession, selectState, sessionExists, selectStateValue, selectActivity
-        case selectEventStream, selectEventsAfter, selectEvent, selectRecentEvents, selectLease
+        case selectEventStream, selectEventsAfter, selectEvent, selectRecentEvents, selectLease, selectVersion
 
         var sql: String {
             switch self {
@@ -75,6 +75,7 @@ final class SQLiteReader: @unchecked Sendable {
             case .selectEvent: SQL.selectEvent
             case .selectRecentEvents: SQL.selectRecentEvents
             case .selectLease: SQL.selectLease
+            case .selectVersion: SQL.selectVersion
             }
         }
     }

@@ -145,6 +145,17 @@ public final class SQLiteSessionStorage: SessionStorage {
         }
     }
 
+    public func sessionVersion(_ id: SessionID) async throws(SessionStorageError) -> Int64? {
+        try fastRead("reading the version of \(id)") { reader -> Int64? in
+            var version: Int64?
+            try reader.select(.selectVersion, .text(id.rawValue)) { row in
+                version = row.integer(0)
+                return false
+            }
+            return version
+        }
+    }
+
     public func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo {
         let state = try policy.encodeState(session.state)
         var updated = session

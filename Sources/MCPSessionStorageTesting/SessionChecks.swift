@@ -134,6 +134,16 @@ extension SessionStorageConformance {
                 try expectEqual(try await storage.sessionCount(), 5, "session count")
                 try expectEqual(try await storage.eventCount(), 10, "event count")
             },
+            Check("the version alone reads as the session's, and nil for a missing one") { context in
+                let storage = try await context.storage()
+                let session = try await storage.createSession()
+                try expectEqual(try await storage.sessionVersion(session.id), 1, "after create")
+                let version = try await storage.setState(1, forKey: "k", in: session.id)
+                try expectEqual(try await storage.sessionVersion(session.id), version, "after a write")
+                try expectEqual(try await storage.currentSession(session.id)?.version, version, "the current session")
+                try expectEqual(try await storage.sessionVersion(.generate()), nil, "a missing session")
+                try expectEqual(try await storage.currentSession(.generate()), nil, "a missing session, current")
+            },
             Check("listing pages through every session once, in a stable order") { context in
                 let storage = try await context.storage()
                 var ids: Set<SessionID> = []

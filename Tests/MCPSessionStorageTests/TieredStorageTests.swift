@@ -163,6 +163,34 @@ struct TieredBusTests {
         #expect(try await b.stateValue(forKey: "k", in: id) == "new")
     }
 
+    @Test("a request's first read sees another instance's write even when its message is late or lost")
+    func currentSessionConfirmsTheVersion() async throws {
+        let durable = CountingStorage()
+        let hub = InProcessChangeBus.Hub()
+        let a = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "a"))
+        let b = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "b"))
+        let id = try await a.createSession(NewSession(state: ["k": "old"])).id
+        #expect(try await b.stateValue(forKey: "k", in: id) == "old")  // cached on b
+        hub.dropMessages(1)  // as if b's database connection had not heard of the write yet
+        try await a.setState("new", forKey: "k", in: id)
+        #expect(try await b.session(id)?.state["k"] == "old", "the plain read is a front hit, stale until the bus says otherwise")
+        let current = try #require(try await b.currentSession(id))
+        #expect(current.state["k"] == "new")
+        #expect(try await b.stateValue(forKey: "k", in: id) == "new", "the request's later reads hit the refreshed front")
+        // Current and cached: one version read, no session read.
+        let reads = durable.reads.load(ordering: .relaxed)
+        #expect(try await b.currentSession(id)?.version == current.version)
+        #expect(durable.reads.load(ordering: .relaxed) == reads)
+
+        var eventual = TieredSessionStorage.Configuration()
+        eventual.consistency = .eventual
+        let c = TieredSessionStorage(durable: durable, front: eventual, bus: InProcessChangeBus(hub: hub, instanceID: "c"))
+        #expect(try await c.currentSession(id)?.state["k"] == "new")
+        let versions = durable.versionReads.load(ordering: .relaxed)
+        _ = try await c.currentSession(id)
+        #expect(durable.versionReads.load(ordering: .relaxed) == versions, "eventual: no version read")
+    }
+
     @Test("a gap in an origin's sequence flushes the front")
     func gapFlushes() async throws {
         let (a, b, hub) = try await pair()
@@ -211,6 +239,7 @@ final class CountingStorage: SessionStorage {
     let inner = InMemorySessionStorage()
     let reads = Atomic<Int>(0)
     let eventReads = Atomic<Int>(0)
+    let versionReads = Atomic<Int>(0)
     /// Writes commit, then fail as `unavailable`: a connection lost before the answer arrived.
     let loseAnswers = Atomic<Bool>(false)
     let delay: Duration
@@ -235,6 +264,11 @@ final class CountingStorage: SessionStorage {
         reads.add(1, ordering: .relaxed)
         if delay > .zero { try? await Task.sleep(for: delay) }
         return try await inner.session(id)
+    }
+
+    func sessionVersion(_ id: SessionID) async throws(SessionStorageError) -> Int64? {
+        versionReads.add(1, ordering: .relaxed)
+        return try await inner.sessionVersion(id)
     }
 
     func events(in id: SessionID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {

@@ -472,7 +472,7 @@ class ReadYourWritesAcrossInstancesTests(unittest.TestCase):
                                          f"than the write just acknowledged on A, e.g. {stale[:3]}")
 
     def test_sequential_client_reads_its_writes_on_the_other_instance(self) -> None:
-        self.check(clients=1, pairs=400)
+        self.check(clients=1, pairs=1000)
 
     def test_16_concurrent_clients_read_their_writes_on_the_other_instance(self) -> None:
         self.check(clients=16, pairs=80)

@@ -16,7 +16,6 @@ func residentBytes() -> Int {
 /// A durable tier that stores nothing and answers every read with a made-up session.
 struct GeneratingStorage: SessionStorage {
     let policy = SessionPolicy()
-    let count = 0
 
     func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
         SessionInfo(
@@ -26,6 +25,8 @@ struct GeneratingStorage: SessionStorage {
             state: ["user": .string("user-\(id.rawValue.suffix(8))"), "counter": 41, "prefs": ["theme": "dark", "lang": "en"]],
             version: 1)
     }
+
+    func sessionVersion(_ id: SessionID) async throws(SessionStorageError) -> Int64? { 1 }
 
     private func unsupported() -> SessionStorageError { SessionStorageError(.invalidInput, "not part of this measurement") }
     func createSession(id: SessionID?, _ fields: NewSession) async throws(SessionStorageError) -> SessionInfo { throw unsupported() }
