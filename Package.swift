@@ -1,4 +1,4 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
 
 let package = Package(
@@ -96,6 +96,21 @@ let package = Package(
         .testTarget(
             name: "MCPSessionStoragePostgresTests",
             dependencies: ["MCPSessionStoragePostgres", "MCPSessionStorageTesting"]
+        ),
+        .executableTarget(
+            name: "QuickStart",
+            dependencies: ["MCPSessionStorage", "MCPSessionStorageSQLite"],
+            path: "Examples/QuickStart"
+        ),
+        .executableTarget(
+            name: "GreetServer",
+            dependencies: [
+                "MCPSessionServer", "MCPSessionStorage", "MCPSessionStorageSQLite",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/GreetServer"
         ),
         .executableTarget(
             name: "TieredClusterNode",

@@ -1,4 +1,4 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 // The benchmarks live in their own package so that users of the library never fetch
 // package-benchmark and its dependencies.
 import PackageDescription

@@ -3,8 +3,21 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="/opt/swift/usr/bin:$PATH"
+# The project's Python environment (git-ignored): the PyPI packages the scripts need go here,
+# never into the system's interpreter.
+VENV="$ROOT/.venv"
 
 log() { printf '==> %s\n' "$*" >&2; }
+
+# help_if_asked "$@": prints the script's header comment (its usage) and exits, for -h/--help.
+help_if_asked() {
+    case "${1:-}" in
+    -h | --help)
+        sed -n '2,/^[^#]/{/^#/!q;s/^# \{0,1\}//;p}' "$0"
+        exit 0
+        ;;
+    esac
+}
 
 # ensure_apt PACKAGE...: installs the Debian packages that are missing (apt-get update once).
 ensure_apt() {
@@ -22,14 +35,32 @@ ensure_apt() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# ensure_pip MODULE SPEC: installs the PyPI package SPEC unless python3 can import MODULE.
-ensure_pip() {
-    python3 -c "import $1" 2>/dev/null && return 0
-    log "installing PyPI package: $2"
-    python3 -m pip install -q "$2"
+# ensure_venv MODULE=SPEC...: a virtual environment in .venv with each PyPI package SPEC whose
+# MODULE does not import yet; puts it first on the PATH, so `python3` is the environment's.
+ensure_venv() {
+    if [ ! -x "$VENV/bin/python3" ]; then
+        log "creating the Python environment in .venv"
+        python3 -m venv "$VENV" 2>/dev/null || { ensure_apt python3-venv && python3 -m venv "$VENV"; }
+    fi
+    export PATH="$VENV/bin:$PATH"
+    local pair
+    for pair in "$@"; do
+        python3 -c "import ${pair%%=*}" 2>/dev/null && continue
+        log "installing PyPI package into .venv: ${pair#*=}"
+        python3 -m pip install -q --disable-pip-version-check "${pair#*=}"
+    done
 }
 
-# ensure_swift: fails with a clear message when no Swift toolchain is on the PATH.
+# ensure_swift: fails with a clear message without Swift 6.2 or later on the PATH.
 ensure_swift() {
-    command -v swift >/dev/null || { echo "swift not found: install Swift 6.1 or later (https://swift.org/install)" >&2; exit 1; }
+    command -v swift >/dev/null || { echo "swift not found: install Swift 6.2 or later (https://swift.org/install)" >&2; exit 1; }
+    local version
+    version=$(swift --version 2>/dev/null | sed -n 's/.*Swift version \([0-9]*\.[0-9]*\).*/\1/p' | head -1)
+    if [ -n "$version" ] && [ "$(printf '%s\n6.2\n' "$version" | sort -V | head -1)" != "6.2" ]; then
+        echo "Swift $version found; this package needs Swift 6.2 or later (its dependencies use tools version 6.2)" >&2
+        exit 1
+    fi
 }
+
+# elapsed SECONDS: "1 min 23 s"
+elapsed() { local s=$1; if [ "$s" -ge 60 ]; then echo "$((s / 60)) min $((s % 60)) s"; else echo "$s s"; fi; }

@@ -36,7 +36,7 @@ public enum DemoTools {
             guard let keyValue = arguments["key"] else { throw RPCError.invalidParams("invalid arguments for tool state_set: missing key") }
             guard case .string(let key) = keyValue else { throw RPCError.invalidParams("invalid arguments for tool state_set: key must be String") }
             guard let value = arguments["value"] else { throw RPCError.invalidParams("invalid arguments for tool state_set: missing value") }
-            try checkReadable(value, forKey: key, limits: context.storage.limits)
+            try checkReadable(value, forKey: key, policy: context.storage.policy)
             try await context.setState(value, forKey: key)
             return .text("ok")
         })
@@ -48,17 +48,17 @@ public enum DemoTools {
     /// Refuses a value that `state_get` could not return: its answer (the value's JSON text,
     /// escaped once more as the text of a content block) is stored as an event, and must fit
     /// the storage's event limit for any request id.
-    static func checkReadable(_ value: JSONValue, forKey key: String, limits: SessionLimits) throws(SessionStorageError) {
+    static func checkReadable(_ value: JSONValue, forKey key: String, policy: SessionPolicy) throws(SessionStorageError) {
         let json = try value.encoded()
         // Escaping at most doubles the text, and the rest of the answer is far below 1 KiB.
-        guard 2 * json.count + 1024 > limits.maxEventBytes else { return }
+        guard 2 * json.count + 1024 > policy.maxEventBytes else { return }
         let answer = OutgoingMessage.result(id: longestRequestID, ToolResult.text(String(decoding: json, as: UTF8.self)).json)
         let size = try answer.encoded().count
-        guard size > limits.maxEventBytes else { return }
+        guard size > policy.maxEventBytes else { return }
         throw SessionStorageError(
             .limitExceeded,
             "state value for '\(key)' is \(json.count) bytes, but state_get could not return it: its answer would be \(size) bytes "
-                + "and the storage's event limit is \(limits.maxEventBytes) bytes")
+                + "and the storage's event limit is \(policy.maxEventBytes) bytes")
     }
 
     public static let stateGet = Tool(

@@ -174,10 +174,10 @@ extension MCPServer {
             return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
         case .sse:
             let answer = RequestStream(server: self, session: session, stream: stream)
-            calls.start(session: session, stream: stream) {
-                let message = await work { message throws(SessionStorageError) in try await answer.send(message) }
-                await answer.finish(message, requestID: requestID)
-            }
+            calls.start(
+                session: session, stream: stream, requestID: requestID,
+                work: { await work { message throws(SessionStorageError) in try await answer.send(message) } },
+                finish: { message in await answer.finish(message, requestID: requestID) })
             // A request's stream is new to the session, so "after 0" is all of it.
             let priming = SSE.priming(EventCursor(eventID: 0, session: session, stream: stream), retry: configuration.retryInterval)
             return sseResponse { writer throws in

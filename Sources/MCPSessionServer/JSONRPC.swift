@@ -19,6 +19,10 @@ public struct RPCError: Error, Sendable, Hashable {
     public static func internalError(_ message: String) -> RPCError { RPCError(code: -32603, message: message) }
     /// The session store cannot be reached; the client may retry.
     public static func unavailable(_ message: String) -> RPCError { RPCError(code: -32000, message: message) }
+    /// The instance running the request stopped (it was shut down, or it died and another
+    /// instance found its call's lease lapsed) before the request finished; it may be retried.
+    public static let instanceStopped = RPCError(
+        code: -32001, message: "the instance running this request stopped before it finished; the request may be retried")
 
     var json: JSONValue {
         var object: [String: JSONValue] = ["code": .int(Int64(code)), "message": .string(message)]

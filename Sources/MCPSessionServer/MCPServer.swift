@@ -8,7 +8,7 @@ import Synchronization
 /// sends in a ``SessionStorage``, so any instance sharing that storage serves any session.
 ///
 /// ```swift
-/// let server = MCPServer(storage: storage, bus: fanout)
+/// let server = MCPServer(stack: stack)      // or MCPServer(storage: storage, bus: bus)
 /// server.register(DemoTools.all)
 /// let router = Router()
 /// server.addRoutes(to: router)               // POST, GET and DELETE on /mcp
@@ -37,8 +37,6 @@ public final class MCPServer: Service, Sendable {
         public var version = "0.1.0"
         /// `instructions` in the `initialize` result. Default none.
         public var instructions: String?
-        /// A session idle this long is answered 404 (and removed by the cleanup service). Default 30 minutes.
-        public var sessionTTL: Duration = .seconds(1800)
         /// Origins accepted besides `http(s)://localhost`, `127.0.0.1` and `[::1]` on any port,
         /// e.g. `https://app.example.com`. Requests without `Origin` (non-browser clients) are accepted.
         public var allowedOrigins: Set<String> = []
@@ -55,6 +53,13 @@ public final class MCPServer: Service, Sendable {
         public var keepAliveInterval: Duration = .seconds(15)
         /// The suggested wait sent in `Retry-After` while storage is unavailable. Default 1 second.
         public var retryAfterSeconds = 1
+        /// How long a call's lease may go unrenewed before another instance following its
+        /// stream ends it with ``RPCError/instanceStopped``: the time a client that resumed on
+        /// another instance waits, at worst, after the call's instance died. A call takes its
+        /// lease after a fifth of this and renews it every fifth. Default 5 seconds.
+        public var callLeaseTimeout: Duration = .seconds(5)
+        /// How long shutdown waits for the running calls to store their answers. Default 5 seconds.
+        public var shutdownGracePeriod: Duration = .seconds(5)
 
         public init() {}
     }
@@ -70,18 +75,28 @@ public final class MCPServer: Service, Sendable {
     let hub = StreamHub()
     /// The tools by name, and their names in registration order (the order `tools/list` shows).
     private let tools = Mutex<(byName: [String: Tool], order: [String])>(([:], []))
-    let calls = RunningCalls()
+    let calls: RunningCalls
+    /// This instance's id: its bus's, or a new one.
+    let instanceID: String
 
     /// - Parameters:
     ///   - storage: Where sessions, state and events live; share it (and `bus`) among instances.
+    ///     Its policy says how long an idle session lives.
     ///   - bus: Tells this instance about events other instances append, so a resumed stream
-    ///     follows a tool running elsewhere at once. Pass a ``ChangeBusFanout`` when the tiered
-    ///     storage uses the same bus. Without one, streams poll.
+    ///     follows a tool running elsewhere at once: the same bus the tiered storage listens to.
+    ///     Without one, streams poll.
     public init(storage: any SessionStorage, bus: (any ChangeBus)? = nil, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "mcp.server")) {
         self.storage = storage
         self.bus = bus
         self.configuration = configuration
         self.logger = logger
+        self.instanceID = bus?.instanceID ?? UUID().uuidString
+        self.calls = RunningCalls(storage: storage, instanceID: instanceID, lease: CallLease(timeout: configuration.callLeaseTimeout), logger: logger)
+    }
+
+    /// A server over a ``SessionStack``'s storage and bus.
+    public convenience init(stack: SessionStack, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "mcp.server")) {
+        self.init(storage: stack.storage, bus: stack.bus, configuration: configuration, logger: logger)
     }
 
     /// Adds tools (a tool with the name of an earlier one replaces it). Register before serving.
@@ -106,29 +121,28 @@ public final class MCPServer: Service, Sendable {
     /// Listens to the bus until graceful shutdown, then closes every open stream and stops the
     /// tools still running.
     public func run() async throws {
-        if let bus {
-            // Not `cancelOnGracefulShutdown()`: its merge hands every message across tasks.
-            await cancelWhenGracefulShutdown { [hub] in
-                for await signal in bus.signals() {
-                    switch signal {
-                    case .message(let message) where message.origin != bus.instanceID:
-                        switch message.change {
-                        case .eventAppended(let id, _, _): hub.wake(id)
-                        case .sessionDeleted(let id): hub.close(id)
-                        case .sessionChanged, .eventsDeleted: break
-                        }
-                    case .connected:
-                        // Messages sent while disconnected are lost: every stream rereads.
-                        hub.wakeAll()
-                    case .message, .disconnected: break
+        // On the bus's thread, as each message is read: waking a stream is a flag and a resume.
+        let subscription = bus.map { bus in
+            bus.subscribe { [hub] signal in
+                switch signal {
+                case .message(let message) where message.origin != bus.instanceID:
+                    switch message.change {
+                    case .eventAppended(let id, _, _): hub.wake(id)
+                    case .deleted(let id): hub.close(id)
+                    case .changed, .mayHaveChanged, .eventsDeleted: break
                     }
+                case .connected:
+                    // Messages sent while disconnected are lost: every stream rereads.
+                    hub.wakeAll()
+                case .message, .disconnected: break
                 }
             }
-        } else {
-            try? await gracefulShutdown()
         }
+        await cancelWhenGracefulShutdown { await self.keepSessionsInUseAlive() }
+        subscription?.cancel()
+        logger.info("shutting down: answering running calls, closing open streams", metadata: ["calls": "\(calls.count)", "streams": "\(hub.count)"])
+        await calls.stopAll(within: configuration.shutdownGracePeriod)
         hub.closeAll()
-        calls.cancelAll()
     }
 
     /// Sends a server-initiated notification (e.g. `notifications/resources/list_changed`) on
@@ -150,9 +164,9 @@ public final class MCPServer: Service, Sendable {
 
     /// The live session for a request's `Mcp-Session-Id`, touched; `nil` if unknown or expired.
     func liveSession(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
-        guard let session = try await storage.session(id) else { return nil }
+        guard let session = try await storage.currentSession(id) else { return nil }
         let now = Date()
-        if now.timeIntervalSince(session.lastActivity) > configuration.sessionTTL.timeInterval { return nil }
+        if storage.policy.isExpired(lastActivity: session.lastActivity, at: now) { return nil }
         try await storage.touchSession(id, at: now)
         return session
     }

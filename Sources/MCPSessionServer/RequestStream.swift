@@ -33,7 +33,13 @@ final class RequestStream: Sendable {
     }
 
     /// Stores the response and ends the stream; if storing fails, the writer gets the error.
-    func finish(_ response: JSONValue, requestID: JSONValue) async {
+    /// `nil`: another instance answered the call (its instance was judged stopped); the stream
+    /// ends without an answer, which the client finds when it resumes.
+    func finish(_ response: JSONValue?, requestID: JSONValue) async {
+        guard let response else {
+            continuation.finish()
+            return
+        }
         do {
             continuation.yield(.stored(try await server.append(response, to: stream, in: session)))
         } catch {

@@ -94,7 +94,7 @@ enum SSE {
     /// is not stored; its id names the stream and the position (see ``EventCursor``).
     static func priming(_ cursor: EventCursor, retry: Duration) -> ByteBuffer {
         // Clamped: a configured interval past Int milliseconds must not trap on every request.
-        let milliseconds = retry.timeInterval * 1000
+        let milliseconds = retry / .milliseconds(1)
         let field = milliseconds < Double(Int.max) ? Int(max(0, milliseconds)) : Int.max
         return ByteBuffer(string: "id: \(cursor.text)\nretry: \(field)\ndata: \n\n")
     }

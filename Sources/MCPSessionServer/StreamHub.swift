@@ -26,6 +26,12 @@ final class StreamHub: Sendable {
         }
     }
 
+    /// How many streams are open here.
+    var count: Int { sessions.withLock { $0.waiters.values.reduce(0) { $0 + $1.count } } }
+
+    /// The sessions with a stream open here.
+    var openSessions: Set<SessionID> { sessions.withLock { Set($0.waiters.keys) } }
+
     /// Whether a stream of `id` is open here.
     func isFollowing(_ id: SessionID) -> Bool { sessions.withLock { $0.waiters[id] != nil } }
 

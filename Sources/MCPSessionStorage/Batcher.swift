@@ -12,10 +12,11 @@ import Synchronization
 /// Reads (`distinctSessions: false`) may carry one session several times, and share its row.
 /// Writes (`distinctSessions: true`) take a session at most once per batch, so one statement
 /// never changes a row twice; a second write of a session waits for the next batch.
-package final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
+@_spi(Backend)
+public final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
     /// Runs one batch: each call's session and input, to each session's output. A session
     /// missing from the answer gets `nil` (a read found no row; a write was not applied).
-    package typealias Run = @Sendable ([(id: SessionID, input: Input)]) async throws -> [SessionID: Output]
+    public typealias Run = @Sendable ([(id: SessionID, input: Input)]) async throws -> [SessionID: Output]
 
     private enum Outcome {
         case value(Output?)
@@ -39,13 +40,13 @@ package final class Batcher<Input: Sendable, Output: Sendable>: Sendable {
     private let maxBatch: Int
     private let distinctSessions: Bool
 
-    package init(maxInFlight: Int, maxBatch: Int = 64, distinctSessions: Bool) {
+    public init(maxInFlight: Int, maxBatch: Int = 64, distinctSessions: Bool) {
         self.maxInFlight = max(1, maxInFlight)
         self.maxBatch = max(1, maxBatch)
         self.distinctSessions = distinctSessions
     }
 
-    package func run(_ id: SessionID, _ input: Input, _ batch: Run) async throws -> Output? {
+    public func run(_ id: SessionID, _ input: Input, _ batch: Run) async throws -> Output? {
         let leads = state.withLock { state -> Bool in
             guard state.running < maxInFlight else { return false }
             state.running += 1

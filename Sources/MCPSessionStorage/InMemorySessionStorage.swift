@@ -12,15 +12,15 @@ import Synchronization
 /// let session = try await storage.createSession()
 /// ```
 public final class InMemorySessionStorage: SessionStorage {
-    /// Limits for the in-memory backend.
+    /// The in-memory backend's settings.
     public struct Configuration: Sendable {
-        /// The shared limits (state sizes, events kept per session, …).
-        public var limits = SessionLimits()
+        /// Sizes, retention and session lifetime.
+        public var policy = SessionPolicy()
         /// The most sessions held at once; creating one more throws `limitExceeded`. Default 100 000.
         public var maxSessions = 100_000
 
-        public init(limits: SessionLimits = SessionLimits(), maxSessions: Int = 100_000) {
-            self.limits = limits
+        public init(policy: SessionPolicy = SessionPolicy(), maxSessions: Int = 100_000) {
+            self.policy = policy
             self.maxSessions = maxSessions
         }
     }
@@ -32,6 +32,7 @@ public final class InMemorySessionStorage: SessionStorage {
         var stateBytes: Int
         var events = EventLog()
         var lastEventID: Int64 = 0
+        var leases: [String: Lease] = [:]
     }
 
     /// A session's events, oldest first, trimmed from the front without moving the rest.
@@ -87,9 +88,8 @@ public final class InMemorySessionStorage: SessionStorage {
         self.configuration = configuration
     }
 
-    /// The limits from the configuration.
-    public var limits: SessionLimits { configuration.limits }
-
+    /// The policy from the configuration.
+    public var policy: SessionPolicy { configuration.policy }
 
     /// Runs `body` on the session's entry under the lock; `sessionNotFound` if there is none.
     private func withEntry<T>(_ id: SessionID, _ body: (inout Entry) throws(SessionStorageError) -> T) throws(SessionStorageError) -> T {
@@ -101,7 +101,7 @@ public final class InMemorySessionStorage: SessionStorage {
     }
 
     public func createSession(id: SessionID?, _ fields: NewSession) async throws(SessionStorageError) -> SessionInfo {
-        let state = try limits.encodeState(fields.state)
+        let state = try policy.encodeState(fields.state)
         let info = SessionInfo(id: id ?? .generate(), fields: fields, at: Date())
         return try sessions.withLock { (sessions: inout [SessionID: Entry]) throws(SessionStorageError) -> SessionInfo in
             guard sessions[info.id] == nil else {
@@ -119,8 +119,12 @@ public final class InMemorySessionStorage: SessionStorage {
         sessions.withLock { $0[id]?.info }
     }
 
+    public func sessionVersion(_ id: SessionID) async throws(SessionStorageError) -> Int64? {
+        sessions.withLock { $0[id]?.info.version }
+    }
+
     public func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo {
-        let state = try limits.encodeState(session.state)
+        let state = try policy.encodeState(session.state)
         return try withEntry(session.id) { entry throws(SessionStorageError) in
             guard entry.info.version == session.version else {
                 throw SessionStorageError(.versionConflict, "session \(session.id) is at version \(entry.info.version), not \(session.version)")
@@ -137,7 +141,7 @@ public final class InMemorySessionStorage: SessionStorage {
     }
 
     public func touchSession(_ id: SessionID, at now: Date) async throws(SessionStorageError) {
-        let interval = limits.activityWriteInterval.timeInterval
+        let interval = policy.activityWriteInterval.timeInterval
         try withEntry(id) { entry in
             if entry.info.lastActivity < now.addingTimeInterval(-interval) {
                 entry.info.lastActivity = now
@@ -150,24 +154,27 @@ public final class InMemorySessionStorage: SessionStorage {
         sessions.withLock { $0.removeValue(forKey: id) != nil }
     }
 
-    public func listSessions() async throws(SessionStorageError) -> [SessionID] {
-        sessions.withLock { Array($0.keys) }
+    public func listSessions(after cursor: SessionID?, limit: Int) async throws(SessionStorageError) -> [SessionID] {
+        // Sorted ids make pages stable; administration may afford the sort.
+        let ids = sessions.withLock { Array($0.keys) }.sorted()
+        let start = cursor.map { cursor in ids.partitionPoint { $0 <= cursor } } ?? 0
+        return Array(ids[start...].prefix(max(0, limit)))
     }
 
     public func stateValue(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> JSONValue? {
-        try limits.checkKey(key)
+        try policy.checkKey(key)
         return try withEntry(id) { $0.info.state[key] }
     }
 
     @discardableResult
     public func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
-        let data = try limits.encodeStateValue(value, forKey: key)
+        let data = try policy.encodeStateValue(value, forKey: key)
         // Normalise through JSON so reads return exactly what a durable backend would.
         let stored = try JSONValue.decode(data)
         return try withEntry(id) { entry throws(SessionStorageError) in
-            let size = SessionLimits.entryBytes(key: key, value: data)
+            let size = SessionPolicy.entryBytes(key: key, value: data)
             let total = entry.stateBytes - (entry.stateSizes[key] ?? 0) + size
-            try limits.checkStateTotal(total)
+            try policy.checkStateTotal(total)
             entry.info.state[key] = stored
             entry.stateSizes[key] = size
             entry.stateBytes = total
@@ -179,7 +186,7 @@ public final class InMemorySessionStorage: SessionStorage {
 
     @discardableResult
     public func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
-        try limits.checkKey(key)
+        try policy.checkKey(key)
         return try withEntry(id) { entry in
             entry.info.state[key] = nil
             entry.stateBytes -= entry.stateSizes.removeValue(forKey: key) ?? 0
@@ -191,10 +198,10 @@ public final class InMemorySessionStorage: SessionStorage {
 
     @discardableResult
     public func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent {
-        let data = try limits.encodeEvent(event)
+        let data = try policy.encodeEvent(event)
         var normalized = event
         normalized.data = try data.map { (data) throws(SessionStorageError) in try JSONValue.decode(data) }
-        let max = limits.maxEventsPerSession
+        let max = policy.maxEventsPerSession
         return try withEntry(id) { entry in
             entry.lastEventID += 1
             let stored = SSEEvent(id: entry.lastEventID, event: normalized, timestamp: Date())
@@ -211,6 +218,17 @@ public final class InMemorySessionStorage: SessionStorage {
         }
     }
 
+    public func events(in id: SessionID, stream: StreamID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
+        try withEntry(id) { entry in
+            let later = entry.events.all[entry.events.index(after: eventID)...].lazy.filter { $0.stream == stream }
+            return Array(later.prefix(limit ?? .max))
+        }
+    }
+
+    public func event(_ eventID: Int64, in id: SessionID) async throws(SessionStorageError) -> SSEEvent? {
+        try withEntry(id) { $0.events.event(withID: eventID) }
+    }
+
     public func recentEvents(in id: SessionID, limit: Int) async throws(SessionStorageError) -> [SSEEvent] {
         try withEntry(id) { Array($0.events.all.suffix(Swift.max(0, limit))) }
     }
@@ -218,6 +236,20 @@ public final class InMemorySessionStorage: SessionStorage {
     @discardableResult
     public func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int {
         try withEntry(id) { $0.events.removeAll(before: eventID) }
+    }
+
+    public func lease(_ name: String, in id: SessionID) async throws(SessionStorageError) -> Lease? {
+        try policy.checkLease(name)
+        return try withEntry(id) { $0.leases[name] }
+    }
+
+    public func swapLease(_ name: String, in id: SessionID, expected: Lease?, new: Lease?) async throws(SessionStorageError) -> Bool {
+        try policy.checkLease(name, expected, new)
+        return try withEntry(id) { entry in
+            guard entry.leases[name] == expected else { return false }
+            entry.leases[name] = new
+            return true
+        }
     }
 
     @discardableResult
@@ -240,10 +272,15 @@ public final class InMemorySessionStorage: SessionStorage {
     public func maintenance() async throws(SessionStorageError) {}
 }
 
-extension Duration {
-    /// This duration in seconds, as `TimeInterval`.
-    package var timeInterval: TimeInterval {
-        let (seconds, attoseconds) = components
-        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
+extension Array where Element == SessionID {
+    /// The index of the first element for which `belongs` is false, in a sorted array where it
+    /// holds for a prefix.
+    fileprivate func partitionPoint(_ belongs: (SessionID) -> Bool) -> Int {
+        var (low, high) = (0, count)
+        while low < high {
+            let mid = (low + high) / 2
+            if belongs(self[mid]) { low = mid + 1 } else { high = mid }
+        }
+        return low
     }
 }

@@ -65,6 +65,15 @@ extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, Expre
     }
 }
 
+extension JSONValue: CustomStringConvertible {
+    /// The compact JSON text (`NaN` or `Infinity` for a non-finite number, which JSON cannot hold).
+    public var description: String {
+        if let data = try? encoded() { return String(decoding: data, as: UTF8.self) }
+        if case .double(let number) = self { return "\(number)" }
+        return "<not JSON: holds a non-finite number>"
+    }
+}
+
 extension JSONValue {
     /// The compact JSON text of this value, with object keys sorted so equal values encode equally.
     /// - Throws: `invalidInput` for a non-finite number, which JSON cannot hold.

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 #if canImport(Glibc)
@@ -7,20 +8,24 @@ import Darwin
 #endif
 
 /// The in-process front of ``TieredSessionStorage``: an LRU of sessions bounded by entry count
-/// and by (estimated) bytes, each entry stamped with its session version and the time it was
-/// cached, so an entry older than the maximum age is never served.
+/// and by (estimated) bytes, each entry stamped with its session version and the time until
+/// which it may be served: the maximum age after it was cached, or sooner, when the session's
+/// idle time reaches the TTL (another instance may have recorded activity since; only the
+/// durable tier knows).
 ///
 /// O(1) for every operation: a dictionary maps ids to slots of an array-backed doubly linked
 /// list (no node allocations once warm). One `Mutex`, held for a few pointer updates.
-public final class SessionCache: Sendable {
+final class SessionCache: Sendable {
     /// What one entry holds.
-    public struct Entry: Sendable {
+    struct Entry: Sendable {
         /// The session as last read or written by this instance.
-        public var session: SessionInfo
+        var session: SessionInfo
         /// A contiguous run of the session's newest events, when this instance knows it.
-        public var events: [SSEEvent]
-        /// When the entry was cached (``SessionCache/now()``); entries older than the maximum age are misses.
-        public var cachedAt: UInt64
+        var events: [SSEEvent]
+        /// When the entry was cached (``SessionCache/now()``).
+        var cachedAt: UInt64
+        /// Until when (``SessionCache/now()``) it may be served.
+        var servedUntil: UInt64
         /// The bytes the entry counts against the byte limit.
         var bytes: Int
     }
@@ -42,19 +47,22 @@ public final class SessionCache: Sendable {
     }
 
     /// The most entries held.
-    public let maxEntries: Int
+    let maxEntries: Int
     /// The most bytes held, by ``estimatedBytes(of:)``.
-    public let maxBytes: Int
+    let maxBytes: Int
     /// Entries older than this are treated as absent.
-    public let maxAge: Duration
+    let maxAge: Duration
     private let maxAgeNanoseconds: UInt64
+    /// The session TTL, if entries stop at it.
+    private let ttl: TimeInterval?
     private let state = Mutex(State())
     private let onEvict: @Sendable (Int) -> Void
 
-    public init(maxEntries: Int, maxBytes: Int, maxAge: Duration, onEvict: @escaping @Sendable (Int) -> Void = { _ in }) {
+    init(maxEntries: Int, maxBytes: Int, maxAge: Duration, ttl: Duration? = nil, onEvict: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.maxEntries = max(1, maxEntries)
         self.maxBytes = max(1, maxBytes)
         self.maxAge = maxAge
+        self.ttl = ttl?.timeInterval
         // Clamped: a maxAge past UInt64 nanoseconds (585 years) means "never", not a trap.
         let nanoseconds = maxAge.timeInterval * 1e9
         self.maxAgeNanoseconds = nanoseconds < Double(UInt64.max) ? UInt64(max(0, nanoseconds)) : .max
@@ -62,14 +70,14 @@ public final class SessionCache: Sendable {
     }
 
     /// Entries held now.
-    public var count: Int { state.withLock { $0.index.count } }
+    var count: Int { state.withLock { $0.index.count } }
     /// Bytes held now.
-    public var bytes: Int { state.withLock { $0.bytes } }
+    var bytes: Int { state.withLock { $0.bytes } }
 
     /// Monotonic nanoseconds from the kernel's coarse clock: a vDSO read of a few nanoseconds
     /// (the precise clock costs several times more on every hit), with millisecond resolution,
     /// plenty for ages counted in seconds.
-    public static func now() -> UInt64 {
+    static func now() -> UInt64 {
         var time = timespec()
         #if os(Linux)
         clock_gettime(CLOCK_MONOTONIC_COARSE, &time)
@@ -80,15 +88,23 @@ public final class SessionCache: Sendable {
     }
 
     /// The fresh entry for `id`, marked most recently used; `nil` if absent or too old.
-    public func entry(_ id: SessionID, now: UInt64 = SessionCache.now()) -> Entry? {
+    func entry(_ id: SessionID, now: UInt64 = SessionCache.now()) -> Entry? {
         state.withLock { state in
             guard let slot = freshSlot(id, now: now, in: &state) else { return nil }
             return state.nodes[slot].entry
         }
     }
 
+    /// Whether a fresh entry for `id` is held, without marking it used.
+    func contains(_ id: SessionID, now: UInt64 = SessionCache.now()) -> Bool {
+        state.withLock { state in
+            guard let slot = state.index[id] else { return false }
+            return now < state.nodes[slot].entry.servedUntil
+        }
+    }
+
     /// The fresh session for `id` alone (no copy of its events): the hot path of a read.
-    public func session(_ id: SessionID, now: UInt64 = SessionCache.now()) -> SessionInfo? {
+    func session(_ id: SessionID, now: UInt64 = SessionCache.now()) -> SessionInfo? {
         state.withLock { state in
             // Read through the array in place: a generic reader closure would copy the whole
             // node (every reference in it retained and released), a third of a hit's cost.
@@ -98,7 +114,7 @@ public final class SessionCache: Sendable {
     }
 
     /// The fresh run of `id`'s newest events alone (no copy of its session).
-    public func events(_ id: SessionID, now: UInt64 = SessionCache.now()) -> [SSEEvent]? {
+    func events(_ id: SessionID, now: UInt64 = SessionCache.now()) -> [SSEEvent]? {
         state.withLock { state in
             guard let slot = freshSlot(id, now: now, in: &state) else { return nil }
             return state.nodes[slot].entry.events
@@ -106,10 +122,10 @@ public final class SessionCache: Sendable {
     }
 
     /// The slot of `id`'s entry, marked most recently used; `nil` (and the entry dropped) if it
-    /// is older than the maximum age.
+    /// may no longer be served.
     private func freshSlot(_ id: SessionID, now: UInt64, in state: inout State) -> Int? {
         guard let slot = state.index[id] else { return nil }
-        guard now &- state.nodes[slot].entry.cachedAt < maxAgeNanoseconds else {
+        guard now < state.nodes[slot].entry.servedUntil else {
             Self.remove(slot, from: &state)
             return nil
         }
@@ -119,7 +135,7 @@ public final class SessionCache: Sendable {
 
     /// Stores `session` unless the cache holds a newer version. `events: nil` keeps the events
     /// already cached for it.
-    public func store(_ session: SessionInfo, events: [SSEEvent]? = nil, now: UInt64 = SessionCache.now()) {
+    func store(_ session: SessionInfo, events: [SSEEvent]? = nil, now: UInt64 = SessionCache.now()) {
         let evicted = state.withLock { state -> Int in
             var kept: [SSEEvent] = events ?? []
             if let slot = state.index[session.id] {
@@ -128,7 +144,9 @@ public final class SessionCache: Sendable {
                 if events == nil { kept = old.events }
                 Self.remove(slot, from: &state)
             }
-            let entry = Entry(session: session, events: kept, cachedAt: now, bytes: Self.estimatedBytes(of: session, events: kept))
+            let entry = Entry(
+                session: session, events: kept, cachedAt: now, servedUntil: servedUntil(session, cachedAt: now, now: now),
+                bytes: Self.estimatedBytes(of: session, events: kept))
             Self.insert(session.id, entry, into: &state)
             return evict(&state)
         }
@@ -136,13 +154,17 @@ public final class SessionCache: Sendable {
     }
 
     /// Changes the cached entry in place, if there is one; `change` returns `false` to drop it.
-    public func update(_ id: SessionID, _ change: (inout Entry) -> Bool) {
+    func update(_ id: SessionID, now: UInt64 = SessionCache.now(), _ change: (inout Entry) -> Bool) {
         let evicted = state.withLock { state -> Int in
             guard let slot = state.index[id] else { return 0 }
             // In place: a copy of the entry would copy its events on the first change.
+            let activity = state.nodes[slot].entry.session.lastActivity
             guard change(&state.nodes[slot].entry) else {
                 Self.remove(slot, from: &state)
                 return 0
+            }
+            if state.nodes[slot].entry.session.lastActivity != activity {
+                state.nodes[slot].entry.servedUntil = servedUntil(state.nodes[slot].entry.session, cachedAt: state.nodes[slot].entry.cachedAt, now: now)
             }
             let bytes = Self.estimatedBytes(of: state.nodes[slot].entry.session, events: state.nodes[slot].entry.events)
             state.bytes += bytes - state.nodes[slot].entry.bytes
@@ -155,7 +177,7 @@ public final class SessionCache: Sendable {
     /// Adds `event` to the cached run of `id`'s newest events, keeping at most `keep`; an event
     /// that does not follow the run's last one starts a new run. In place, and the byte count
     /// changes by the events added and dropped alone: this runs on every append.
-    public func append(_ event: SSEEvent, to id: SessionID, keep: Int) {
+    func append(_ event: SSEEvent, to id: SessionID, keep: Int) {
         let evicted = state.withLock { state -> Int in
             guard let slot = state.index[id] else { return 0 }
             var delta = Self.estimatedBytes(of: event)
@@ -178,7 +200,7 @@ public final class SessionCache: Sendable {
 
     /// Drops the entry for `id`. Returns whether there was one.
     @discardableResult
-    public func remove(_ id: SessionID) -> Bool {
+    func remove(_ id: SessionID) -> Bool {
         state.withLock { state in
             guard let slot = state.index[id] else { return false }
             Self.remove(slot, from: &state)
@@ -187,8 +209,18 @@ public final class SessionCache: Sendable {
     }
 
     /// Drops everything.
-    public func removeAll() {
+    func removeAll() {
         state.withLock { $0 = State() }
+    }
+
+    /// The end of an entry's life: the maximum age after it was cached, or the moment its
+    /// session's idle time reaches the TTL, whichever comes first.
+    private func servedUntil(_ session: SessionInfo, cachedAt: UInt64, now: UInt64) -> UInt64 {
+        let aged = cachedAt &+ maxAgeNanoseconds
+        guard let ttl else { return aged }
+        let remaining = session.lastActivity.timeIntervalSinceNow + ttl
+        guard remaining > 0 else { return now }
+        return min(aged, now &+ UInt64(min(remaining, 1e9) * 1e9))
     }
 
     // MARK: List surgery (all under the lock)
@@ -249,7 +281,7 @@ public final class SessionCache: Sendable {
 
     /// What an entry counts against the byte limit: its JSON content plus a fixed overhead per
     /// entry and per value for the structures around them.
-    public static func estimatedBytes(of session: SessionInfo, events: [SSEEvent]) -> Int {
+    static func estimatedBytes(of session: SessionInfo, events: [SSEEvent]) -> Int {
         var bytes = 512 + session.id.rawValue.utf8.count + (session.protocolVersion?.utf8.count ?? 0)
         for value in [session.clientInfo, session.clientCapabilities, session.serverCapabilities].compactMap({ $0 }) {
             bytes += value.estimatedBytes

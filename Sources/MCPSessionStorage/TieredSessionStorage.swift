@@ -1,18 +1,19 @@
 import Foundation
 import Logging
 import Metrics
-import ServiceLifecycle
 import Synchronization
 
 /// A durable storage with an in-process front: reads of a cached session cost no I/O, writes go
 /// through to the durable tier, and a ``ChangeBus`` tells the other instances what to drop.
 ///
 /// ```swift
-/// let durable = try PostgresSessionStorage(configuration: postgres)
-/// let bus = try PostgresChangeBus(attachedTo: durable)  // NOTIFY inside each write's statement
+/// let changes = try ChangeEmitter()
+/// let durable = try PostgresSessionStorage(configuration: postgres, changes: changes)
+/// let bus = try PostgresChangeBus(configuration: postgres, changes: changes)
 /// let storage = TieredSessionStorage(durable: durable, bus: bus)
-/// let group = ServiceGroup(services: [durable, bus, storage], gracefulShutdownSignals: [.sigterm], logger: logger)
 /// ```
+///
+/// ``SessionStack`` builds this for you, with the services to run in the right order.
 ///
 /// **Guarantees**
 /// - Read-your-writes on one instance: a write updates (or drops) the front only after the
@@ -20,14 +21,17 @@ import Synchronization
 ///   as `unavailable` (it may have committed): then the session is dropped here, and the other
 ///   instances are told to drop it too.
 /// - While the bus is up, another instance's write is seen once its message arrives (the bus's
-///   propagation delay).
+///   propagation delay). Messages are applied on the bus's thread as they are read.
 /// - After the bus drops or loses a message, the front is flushed: no entry cached before an
 ///   outage is served after it. While the bus is down, reads bypass the front.
 /// - Whatever goes undetected, no entry is served older than ``Configuration/maxAge``.
+/// - No entry is served once its session looks expired by its cached activity: another
+///   instance may have recorded activity since (activity alone does not raise the version, so
+///   it sends no message), and only the durable tier knows.
 ///
-/// Without a bus (one instance), the front is always on. With one, the front turns on when
-/// ``run()`` hears the bus connect, so run this storage as a `Service`.
-public final class TieredSessionStorage: SessionStorage, Service {
+/// Without a bus (one instance), the front is always on; with one, it is on while the bus is
+/// connected.
+public final class TieredSessionStorage: SessionStorage {
     /// Sizes and ages of the front.
     public struct Configuration: Sendable {
         /// Sessions held at most. Default 10 000.
@@ -39,128 +43,88 @@ public final class TieredSessionStorage: SessionStorage, Service {
         public var maxAge: Duration = .seconds(30)
         /// Newest events kept per session for replay from memory. Default 64.
         public var eventsPerSession = 64
+        /// What ``TieredSessionStorage/currentSession(_:)`` (a server's first read of each request)
+        /// promises across instances. Default ``Consistency/readYourWrites``.
+        public var consistency: Consistency = .readYourWrites
         /// Dimensions added to every metric, to tell several tiers in one process apart. Default none.
         public var metricsDimensions: [(String, String)] = []
 
         public init() {}
     }
 
+    /// How a request's first read is kept true to other instances' writes (with a bus; alone,
+    /// an instance's front is always current).
+    public enum Consistency: Sendable, Hashable {
+        /// ``currentSession(_:)`` confirms the cached copy's version with the durable tier (one
+        /// small read, shared by concurrent requests) and reloads it if another instance wrote
+        /// since: a request sees every write acknowledged before it began, on any instance.
+        /// The request's other reads are front hits.
+        case readYourWrites
+        /// The front is trusted while the bus is connected: another instance's write is seen
+        /// once its message arrives (about a millisecond when idle, up to hundreds under load,
+        /// since each instance's database connection hears it when the database server gets to
+        /// it). No round trip. For clusters whose balancer keeps a client on one instance.
+        case eventual
+    }
+
     /// The durable tier.
     public let durable: any SessionStorage
-    /// The front.
-    public let front: SessionCache
-    private let bus: (any ChangeBus)?
+    /// The front (internal: every change to it goes through the tier).
+    let front: SessionCache
     private let configuration: Configuration
-    private let logger: Logger
-    private let frontEnabled: Atomic<Bool>
-    /// Loads in flight, one per session. An invalidation, local write or flush that happens
-    /// while a load runs marks it, and a marked load's result is returned but not cached (it
-    /// may hold what was just replaced).
-    private let loads = Mutex<[SessionID: Load]>([:])
-
-    private struct Load {
-        let task: Task<SessionInfo?, any Error>
-        /// Tells this load from a later one for the same session.
-        let token: UInt64
-        var invalidated = false
-    }
-    private let nextLoadToken = Atomic<UInt64>(0)
+    private let loads = SingleFlight()
     private let metrics: TieredMetrics
+    /// Applies what the bus hears; `nil` without a bus.
+    private let follower: BusFollower?
+    private let subscription: BusSubscription?
+    /// Where this tier publishes its writes: `nil` without a bus, or when the durable tier's
+    /// writes send their own changes on it.
+    private let publisher: (any ChangeBus)?
 
     /// A front over `durable`, told of other instances' writes by `bus` (`nil`: one instance).
-    /// - Parameter front: The front's sizes and ages.
-    public init(durable: any SessionStorage, front configuration: Configuration = Configuration(), bus: (any ChangeBus)? = nil, logger: Logger = Logger(label: "mcp.session.tiered")) {
+    /// - Parameters:
+    ///   - durable: The storage every write goes to.
+    ///   - front: The front's sizes and ages.
+    ///   - bus: The bus shared with the other instances. The tier subscribes at once, and serves
+    ///     from the front while the bus is connected.
+    public init(
+        durable: any SessionStorage, front configuration: Configuration = Configuration(), bus: (any ChangeBus)? = nil,
+        logger: Logger = Logger(label: "mcp.session.tiered")
+    ) {
         self.durable = durable
         self.configuration = configuration
-        self.bus = bus
-        self.logger = logger
         let metrics = TieredMetrics(dimensions: configuration.metricsDimensions)
         self.metrics = metrics
         self.front = SessionCache(
             maxEntries: configuration.maxEntries, maxBytes: configuration.maxBytes, maxAge: configuration.maxAge,
-            onEvict: { metrics.evictions.increment(by: $0) })
-        self.frontEnabled = Atomic(bus == nil)
-    }
-
-    /// The durable tier's limits.
-    public var limits: SessionLimits { durable.limits }
-
-    /// Whether reads are being served from the front now.
-    public var isFrontEnabled: Bool { frontEnabled.load(ordering: .acquiring) }
-
-    // MARK: The bus
-
-    /// Applies what the bus reports until the bus ends, or graceful shutdown.
-    public func run() async throws {
+            ttl: durable.policy.sessionTTL, onEvict: { metrics.evictions.increment(by: $0) })
         guard let bus else {
-            try? await gracefulShutdown()
+            (follower, subscription, publisher) = (nil, nil, nil)
             return
         }
-        // Not `cancelOnGracefulShutdown()`: its merge hands every message across tasks.
-        await cancelWhenGracefulShutdown { [self] in
-            var lastSequence: [String: UInt64] = [:]
-            for await signal in bus.signals() {
-                switch signal {
-                case .connected:
-                    flush("bus connected")
-                    lastSequence = [:]
-                    frontEnabled.store(true, ordering: .releasing)
-                case .disconnected:
-                    frontEnabled.store(false, ordering: .releasing)
-                    flush("bus disconnected")
-                case .message(let message):
-                    guard message.origin != bus.instanceID else { continue }
-                    // Sequence 0: the transport itself delivers every message while connected
-                    // (PostgreSQL NOTIFY sent inside the writes), so there is no sequence to check.
-                    if message.sequence != 0 {
-                        if let last = lastSequence[message.origin], message.sequence != last + 1 {
-                            flush("gap in \(message.origin)'s messages: \(last) then \(message.sequence)")
-                        }
-                        lastSequence[message.origin] = message.sequence
-                    }
-                    apply(message.change)
-                }
-            }
-        }
-        frontEnabled.store(false, ordering: .releasing)
+        let follower = BusFollower(instanceID: bus.instanceID, front: front, loads: loads, metrics: metrics, logger: logger)
+        self.follower = follower
+        self.subscription = bus.subscribe { follower.handle($0) }
+        let announced = (durable as? any ChangeAnnouncingStorage)?.changeEmitter?.instanceID == bus.instanceID
+        self.publisher = announced ? nil : bus
     }
 
-    private func flush(_ reason: String) {
-        loads.withLock { loads in
-            for id in loads.keys { loads[id]!.invalidated = true }
-        }
-        front.removeAll()
-        metrics.flushes.increment()
-        logger.debug("flushed the session front", metadata: ["reason": "\(reason)"])
-    }
+    /// The durable tier's policy.
+    public var policy: SessionPolicy { durable.policy }
 
-    /// Drops what another instance's change made stale.
+    /// Whether reads are being served from the front now.
+    public var isFrontEnabled: Bool { follower?.isEnabled ?? true }
+
+    /// Whether the front holds a fresh copy of session `id` (for diagnostics and tests; it does
+    /// not count as a use).
+    public func isCached(_ id: SessionID) -> Bool { front.contains(id) }
+
+    /// What the front holds now: entries, and their estimated bytes.
+    public var frontSize: (entries: Int, bytes: Int) { (front.count, front.bytes) }
+
+    /// Drops what another instance's change made stale, as if the bus had delivered it.
     func apply(_ change: SessionChange) {
-        metrics.invalidations.increment()
-        switch change {
-        case .sessionChanged(let id, let version):
-            invalidateLoad(id)
-            front.update(id) { $0.session.version >= version }
-        case .sessionDeleted(let id):
-            invalidateLoad(id)
-            front.remove(id)
-        case .eventAppended(let id, _, let eventID):
-            // A foreign event breaks the contiguous run this instance holds, unless it is already in it.
-            front.update(id) { entry in
-                if let last = entry.events.last?.id, eventID > last { entry.events = [] }
-                return true
-            }
-        case .eventsDeleted(let id):
-            front.update(id) { entry in
-                entry.events = []
-                return true
-            }
-        }
-    }
-
-    private func publish(_ change: SessionChange) async {
-        guard let bus, !bus.changesEmittedByDurableWrites else { return }
-        await bus.publish(change)
+        follower?.apply(change)
     }
 
     // MARK: Reads
@@ -182,42 +146,16 @@ public final class TieredSessionStorage: SessionStorage, Service {
     /// The cached events of a session (a contiguous run ending at its newest event).
     private func cachedEvents(_ id: SessionID) -> [SSEEvent]? { fromFront { front.events(id) } }
 
-    /// Loads a session from the durable tier; concurrent loads of one session share one read.
-    ///
-    /// A caller joins a load in flight only if nothing invalidated it: a load that raced a
-    /// write may return what the write replaced, and a caller who made that write must see it.
+    /// Loads a session from the durable tier, sharing the read with concurrent loaders.
     private func load(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
-        let (task, token, joined) = loads.withLock { loads -> (Task<SessionInfo?, any Error>, UInt64, Bool) in
-            if let running = loads[id], !running.invalidated { return (running.task, running.token, true) }
-            let task = Task { [durable, metrics] in
-                let started = ContinuousClock.now
-                defer { metrics.durableLatency.recordInterval(since: started) }
-                return try await durable.session(id)
-            }
-            let token = nextLoadToken.add(1, ordering: .relaxed).newValue
-            loads[id] = Load(task: task, token: token)
-            return (task, token, false)
+        let outcome = await loads.load(id) { [durable, metrics] in
+            let started = ContinuousClock.now
+            defer { metrics.durableLatency.recordInterval(since: started) }
+            return try await durable.session(id)
         }
-        if joined { metrics.coalescedLoads.increment() }
-        let outcome = await task.result
-        if !joined {
-            // The caller that started the load retires it (unless a newer load replaced it),
-            // and caches the result if nothing raced it.
-            let clean = loads.withLock { loads -> Bool in
-                guard let load = loads[id], load.token == token else { return false }
-                loads[id] = nil
-                return !load.invalidated
-            }
-            if clean, isFrontEnabled, case .success(let session?) = outcome { front.store(session) }
-        }
-        switch outcome {
-        case .success(let session): return session
-        case .failure(let error): throw error as? SessionStorageError ?? SessionStorageError(.unavailable, "loading session \(id)", underlying: error)
-        }
-    }
-
-    private func invalidateLoad(_ id: SessionID) {
-        loads.withLock { $0[id]?.invalidated = true }
+        if outcome.joined { metrics.coalescedLoads.increment() }
+        if outcome.cacheable, isFrontEnabled, case .success(let session?) = outcome.result { front.store(session) }
+        return try outcome.result.get()
     }
 
     public func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
@@ -225,8 +163,29 @@ public final class TieredSessionStorage: SessionStorage, Service {
         return try await load(id)
     }
 
+    public func sessionVersion(_ id: SessionID) async throws(SessionStorageError) -> Int64? {
+        try await timed { [durable] () async throws(SessionStorageError) in try await durable.sessionVersion(id) }
+    }
+
+    /// The session with every write acknowledged before this call began, on any instance:
+    /// with ``Consistency/readYourWrites`` and a bus, the cached copy if the durable tier's
+    /// version (one small read) says it is current, otherwise a fresh load. Without a bus, or
+    /// with ``Consistency/eventual``, ``session(_:)``.
+    public func currentSession(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
+        guard follower != nil, configuration.consistency == .readYourWrites, isFrontEnabled else { return try await session(id) }
+        guard let version = try await sessionVersion(id) else {
+            wrote(id)
+            front.remove(id)
+            return nil
+        }
+        if let cached = cachedSession(id), cached.version >= version { return cached }
+        // Behind, or absent: a load started now sees that version, so none started before may be joined.
+        loads.invalidate(id)
+        return try await load(id)
+    }
+
     public func stateValue(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> JSONValue? {
-        try limits.checkKey(key)
+        try policy.checkKey(key)
         if let session = cachedSession(id) { return session.state[key] }
         guard let session = try await load(id) else { throw .sessionNotFound(id) }
         return session.state[key]
@@ -264,10 +223,35 @@ public final class TieredSessionStorage: SessionStorage, Service {
         return try await timed { [durable] () async throws(SessionStorageError) in try await durable.recentEvents(in: id, limit: limit) }
     }
 
-    public func listSessions() async throws(SessionStorageError) -> [SessionID] { try await durable.listSessions() }
+    // MARK: Leases: the durable tier's (never cached)
+
+    public func lease(_ name: String, in id: SessionID) async throws(SessionStorageError) -> Lease? {
+        try await timed { [durable] () async throws(SessionStorageError) in try await durable.lease(name, in: id) }
+    }
+
+    public func swapLease(_ name: String, in id: SessionID, expected: Lease?, new: Lease?) async throws(SessionStorageError) -> Bool {
+        try await timed { [durable] () async throws(SessionStorageError) in try await durable.swapLease(name, in: id, expected: expected, new: new) }
+    }
+
+    // MARK: Administration: the durable tier's
+
+    public func listSessions(after cursor: SessionID?, limit: Int) async throws(SessionStorageError) -> [SessionID] {
+        try await durable.listSessions(after: cursor, limit: limit)
+    }
     public func sessionCount() async throws(SessionStorageError) -> Int { try await durable.sessionCount() }
     public func eventCount() async throws(SessionStorageError) -> Int { try await durable.eventCount() }
     public func maintenance() async throws(SessionStorageError) { try await durable.maintenance() }
+
+    @discardableResult
+    public func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID] {
+        let ids = try await timed { [durable] () async throws(SessionStorageError) in try await durable.expireSessions(olderThan: cutoff) }
+        for id in ids {
+            wrote(id)
+            front.remove(id)
+            publisher?.publish(.deleted(id))
+        }
+        return ids
+    }
 
     // MARK: Writes: durable first, then the front, then the bus
 
@@ -278,7 +262,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
     }
 
     /// Marks a local write, so a concurrent load does not cache what it replaced.
-    private func wrote(_ id: SessionID) { invalidateLoad(id) }
+    private func wrote(_ id: SessionID) { loads.invalidate(id) }
 
     /// Runs a durable write of session `id`. A write that failed as `unavailable` may still
     /// have committed (its answer lost on the way back): the session leaves the front, here and
@@ -289,7 +273,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
         } catch where error.code == .unavailable {
             wrote(id)
             front.remove(id)
-            await publish(.sessionChanged(id, version: .max))
+            publisher?.publish(.mayHaveChanged(id))
             throw error
         }
     }
@@ -298,7 +282,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
         let session = try await timed { [durable] () async throws(SessionStorageError) in try await durable.createSession(id: id, fields) }
         wrote(session.id)
         if isFrontEnabled { front.store(session, events: []) }
-        await publish(.sessionChanged(session.id, version: session.version))
+        publisher?.publish(.changed(session.id, version: session.version))
         return session
     }
 
@@ -306,12 +290,12 @@ public final class TieredSessionStorage: SessionStorage, Service {
         let updated = try await writing(session.id) { [durable] () async throws(SessionStorageError) in try await durable.updateSession(session) }
         wrote(updated.id)
         if isFrontEnabled { front.store(updated) }
-        await publish(.sessionChanged(updated.id, version: updated.version))
+        publisher?.publish(.changed(updated.id, version: updated.version))
         return updated
     }
 
     public func touchSession(_ id: SessionID, at now: Date) async throws(SessionStorageError) {
-        let interval = limits.activityWriteInterval.timeInterval
+        let interval = policy.activityWriteInterval.timeInterval
         // The front knows when this instance last recorded activity: skip the round trip.
         if let session = cachedSession(id), session.lastActivity >= now.addingTimeInterval(-interval) { return }
         try await timed { [durable] () async throws(SessionStorageError) in try await durable.touchSession(id, at: now) }
@@ -326,7 +310,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
         let existed = try await writing(id) { [durable] () async throws(SessionStorageError) in try await durable.deleteSession(id) }
         wrote(id)
         front.remove(id)
-        await publish(.sessionDeleted(id))
+        publisher?.publish(.deleted(id))
         return existed
     }
 
@@ -335,7 +319,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
         let version = try await writing(id) { [durable] () async throws(SessionStorageError) in try await durable.setState(value, forKey: key, in: id) }
         // What a durable read would return: the value after a JSON round trip.
         let stored = try? JSONValue.decode(try value.encoded())
-        await committedState(of: id, at: version) { state in
+        committedState(of: id, at: version) { state in
             guard let stored else { return false }
             state[key] = stored
             return true
@@ -346,7 +330,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
     @discardableResult
     public func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
         let version = try await writing(id) { [durable] () async throws(SessionStorageError) in try await durable.removeState(forKey: key, in: id) }
-        await committedState(of: id, at: version) { state in
+        committedState(of: id, at: version) { state in
             state[key] = nil
             return true
         }
@@ -356,7 +340,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
     /// After a state write committed at `version`: applies `change` to the cached copy if that
     /// copy is the version just before (otherwise, or if `change` returns `false`, drops it),
     /// then publishes the change.
-    private func committedState(of id: SessionID, at version: Int64, _ change: (inout [String: JSONValue]) -> Bool) async {
+    private func committedState(of id: SessionID, at version: Int64, _ change: (inout [String: JSONValue]) -> Bool) {
         wrote(id)
         front.update(id) { entry in
             guard entry.session.version == version - 1, change(&entry.session.state) else { return false }
@@ -364,16 +348,16 @@ public final class TieredSessionStorage: SessionStorage, Service {
             entry.session.lastActivity = Date()
             return true
         }
-        await publish(.sessionChanged(id, version: version))
+        publisher?.publish(.changed(id, version: version))
     }
 
     @discardableResult
     public func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent {
         let stored = try await writing(id) { [durable] () async throws(SessionStorageError) in try await durable.appendEvent(event, to: id) }
         // Never hold an event the durable tier has trimmed: replay from a trimmed cursor must find nothing.
-        let keep = min(configuration.eventsPerSession, limits.maxEventsPerSession)
+        let keep = min(configuration.eventsPerSession, policy.maxEventsPerSession)
         front.append(stored, to: id, keep: keep)
-        await publish(.eventAppended(id, stream: stored.stream, eventID: stored.id))
+        publisher?.publish(.eventAppended(id, stream: stored.stream, eventID: stored.id))
         return stored
     }
 
@@ -384,46 +368,7 @@ public final class TieredSessionStorage: SessionStorage, Service {
             entry.events.removeAll { $0.id < eventID }
             return true
         }
-        await publish(.eventsDeleted(id))
+        publisher?.publish(.eventsDeleted(id))
         return count
-    }
-
-    @discardableResult
-    public func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID] {
-        let ids = try await timed { [durable] () async throws(SessionStorageError) in try await durable.expireSessions(olderThan: cutoff) }
-        for id in ids {
-            wrote(id)
-            front.remove(id)
-            await publish(.sessionDeleted(id))
-        }
-        return ids
-    }
-}
-
-/// The tier's counters and timer, through swift-metrics.
-struct TieredMetrics: Sendable {
-    let hits: Counter
-    let misses: Counter
-    let evictions: Counter
-    let invalidations: Counter
-    let flushes: Counter
-    let coalescedLoads: Counter
-    let durableLatency: Metrics.Timer
-
-    init(dimensions: [(String, String)]) {
-        hits = Counter(label: "mcp_session_front_hits", dimensions: dimensions)
-        misses = Counter(label: "mcp_session_front_misses", dimensions: dimensions)
-        evictions = Counter(label: "mcp_session_front_evictions", dimensions: dimensions)
-        invalidations = Counter(label: "mcp_session_front_invalidations", dimensions: dimensions)
-        flushes = Counter(label: "mcp_session_front_flushes", dimensions: dimensions)
-        coalescedLoads = Counter(label: "mcp_session_front_coalesced_loads", dimensions: dimensions)
-        durableLatency = Metrics.Timer(label: "mcp_session_durable_latency", dimensions: dimensions)
-    }
-}
-
-extension Metrics.Timer {
-    func recordInterval(since start: ContinuousClock.Instant) {
-        let elapsed = ContinuousClock.now - start
-        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
     }
 }

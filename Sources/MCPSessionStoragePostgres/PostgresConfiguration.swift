@@ -1,5 +1,5 @@
 import Foundation
-import MCPSessionStorage
+@_spi(Backend) import MCPSessionStorage
 import PostgresNIO
 
 extension PostgresSessionStorage {
@@ -9,7 +9,7 @@ extension PostgresSessionStorage {
     /// var configuration = try PostgresSessionStorage.Configuration(url: "postgres://mcp:secret@db:5432/mcp")
     /// configuration.maximumConnections = 32
     /// configuration.tls = .require(.makeClientConfiguration())
-    /// let storage = PostgresSessionStorage(configuration: configuration)
+    /// let storage = try PostgresSessionStorage(configuration: configuration)
     /// ```
     public struct Configuration: Sendable {
         /// Whether the storage creates and migrates its tables.
@@ -41,12 +41,8 @@ extension PostgresSessionStorage {
         public var operationTimeout: Duration = .seconds(10)
         /// Default ``Migrations/automatic``.
         public var migrations: Migrations = .automatic
-        /// Idle time after which a session expires, for the cleanup service. Default 30 minutes.
-        public var sessionTTL: Duration = .seconds(1800)
-        /// Time between expiry passes of the cleanup service. Default 60 seconds.
-        public var cleanupInterval: Duration = .seconds(60)
-        /// Value sizes, events kept per session and the rest of the shared limits.
-        public var limits = SessionLimits()
+        /// Session lifetime, value sizes, events kept per session: the shared policy.
+        public var policy = SessionPolicy()
 
         public init(host: String, port: Int = 5432, username: String, password: String?, database: String?) {
             self.host = host

@@ -1,4 +1,4 @@
-import MCPSessionStorage
+@_spi(Backend) import MCPSessionStorage
 import PostgresNIO
 
 /// Turns PostgresNIO's errors into the contract's.
@@ -22,6 +22,9 @@ enum PostgresErrors {
             case "22P05", "22021", "22P02", "22023", "22025":
                 // untranslatable character (NUL in jsonb), bad encoding, invalid text: the caller's value
                 return SessionStorageError(.invalidInput, "\(what): PostgreSQL cannot store this value: \(message)", underlying: error)
+            case "23503":
+                // A foreign key: the row's session is gone.
+                return SessionStorageError(.sessionNotFound, "\(what): the session does not exist", underlying: error)
             case "54000", "54001":
                 return SessionStorageError(.limitExceeded, "\(what): \(message)", underlying: error)
             default:

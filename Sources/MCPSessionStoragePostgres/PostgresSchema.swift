@@ -1,5 +1,5 @@
 import Logging
-import MCPSessionStorage
+@_spi(Backend) import MCPSessionStorage
 import PostgresNIO
 
 /// The tables, as numbered migrations recorded in `mcp_session_schema`.
@@ -47,6 +47,18 @@ public enum PostgresSchema {
             """,
             // Serves replay: one stream's events after a cursor, without reading the other streams.
             "CREATE INDEX mcp_session_events_by_stream ON mcp_session_events (session_id, stream, id)",
+        ],
+        [
+            // Who holds a session's named leases (a running call, a task), swapped atomically.
+            """
+            CREATE TABLE mcp_session_leases (
+                session_id text NOT NULL REFERENCES mcp_sessions (id) ON DELETE CASCADE,
+                name text NOT NULL,
+                holder text NOT NULL,
+                generation bigint NOT NULL,
+                PRIMARY KEY (session_id, name)
+            )
+            """,
         ],
     ]
 

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import MCPSessionStorage
+@_spi(Backend) import MCPSessionStorage
 import PostgresNIO
 import ServiceLifecycle
 import Synchronization
@@ -20,44 +20,49 @@ import Synchronization
 /// instances writing different keys of one session never lose each other's keys. When the
 /// database is down, calls fail with `unavailable` within ``Configuration/operationTimeout``,
 /// and work again by themselves once it is back.
-public final class PostgresSessionStorage: SessionStorage, Service {
+///
+/// Built with a ``ChangeEmitter`` (shared with a ``PostgresChangeBus`` on the same database),
+/// every write sends its change with a NOTIFY inside its own statement: the other instances
+/// hear of it if and only if it commits.
+public final class PostgresSessionStorage: ChangeAnnouncingStorage, Service {
     /// The configuration the storage was made with.
     public let configuration: Configuration
     /// The PostgresNIO client, for running your own queries on the same pool.
     public let client: PostgresClient
+    /// What the writes send their changes through, if anything.
+    public let changeEmitter: ChangeEmitter?
     private let logger: Logger
     private let migrated = Atomic<Bool>(false)
     private let migration = Mutex<Task<Void, any Error>?>(nil)
     private let watchdog = DeadlineWatchdog()
-    private let emitter = Mutex<ChangeEmitter?>(nil)
     private let sessionReads: Batcher<Void, SessionInfo>
+    private let versionReads: Batcher<Void, Int64>
     private let stateWrites: Batcher<StateWrite, Int64>
     private let eventWrites: Batcher<EventWrite, Int64>
 
-    /// Makes every write send its change through `emitter` (a `PostgresChangeBus` attached to
-    /// this storage): inside its own statement when the emitter says so, otherwise queued once
-    /// it committed.
-    func emitChanges(through emitter: ChangeEmitter) {
-        self.emitter.withLock { $0 = emitter }
-    }
-
     /// Makes the storage and its client. Nothing connects until ``run()`` runs.
+    /// - Parameters:
+    ///   - configuration: Where to connect and how to behave.
+    ///   - changes: What the writes send their changes through: pass the emitter of the
+    ///     ``PostgresChangeBus`` the instances share (on this same database) to have every
+    ///     write carry its NOTIFY. `nil` (the default): the writes send nothing themselves.
     /// - Throws: `invalidInput` for a malformed schema name.
-    public init(configuration: Configuration, logger: Logger = Logger(label: "mcp.session.postgres")) throws(SessionStorageError) {
+    public init(configuration: Configuration, changes: ChangeEmitter? = nil, logger: Logger = Logger(label: "mcp.session.postgres")) throws(SessionStorageError) {
         // State sizes travel as int4 (the `state_bytes` column): limits past it would trap there.
-        let limits = configuration.limits
+        let policy = configuration.policy
         let half = Int(Int32.max / 2)  // a key and a value together stay within int4
-        guard limits.maxStateBytesPerSession <= Int32.max, limits.maxStateValueBytes <= half, limits.maxKeyBytes <= half else {
+        guard policy.maxStateBytesPerSession <= Int32.max, policy.maxStateValueBytes <= half, policy.maxKeyBytes <= half else {
             throw SessionStorageError(.invalidInput, "PostgreSQL stores state sizes as integer: state limits must stay below 2 GiB")
         }
         self.configuration = configuration
+        self.changeEmitter = changes
         self.logger = logger
         self.client = PostgresClient(configuration: try configuration.clientConfiguration(), backgroundLogger: logger)
         // One batch of session reads in flight: readers arriving meanwhile join the next batch,
-        // which grows with the load (to 64 ids). Measured at 16 callers: 44k reads/s with 1 or
-        // 2 slots, 21k unbatched. PostgreSQL reads never wait on row locks, so a batch only
-        // waits on the network, and a hung one is abandoned at the operation timeout.
+        // which grows with the load (to 64 ids). PostgreSQL reads never wait on row locks, so a
+        // batch only waits on the network, and a hung one is abandoned at the operation timeout.
         self.sessionReads = Batcher(maxInFlight: 1, distinctSessions: false)
+        self.versionReads = Batcher(maxInFlight: 1, distinctSessions: false)
         // Writes of different sessions likewise share one statement and one commit.
         self.stateWrites = Batcher(maxInFlight: 1, distinctSessions: true)
         self.eventWrites = Batcher(maxInFlight: 1, distinctSessions: true)
@@ -68,13 +73,8 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         await client.run()
     }
 
-    /// A cleanup service using ``Configuration/sessionTTL`` and ``Configuration/cleanupInterval``.
-    public func cleanupService(logger: Logger = Logger(label: "mcp.session.cleanup")) -> SessionCleanupService {
-        SessionCleanupService(storage: self, ttl: configuration.sessionTTL, interval: configuration.cleanupInterval, logger: logger)
-    }
-
-    /// The limits from the configuration.
-    public var limits: SessionLimits { configuration.limits }
+    /// The policy from the configuration.
+    public var policy: SessionPolicy { configuration.policy }
 
     // MARK: Running statements
 
@@ -118,66 +118,32 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         }
     }
 
-    private func all<S: PostgresPreparedStatement>(_ statement: S) async throws -> [S.Row] {
+    func all<S: PostgresPreparedStatement>(_ statement: S) async throws -> [S.Row] {
         var rows: [S.Row] = []
         for try await row in try await client.execute(statement, logger: logger) { rows.append(row) }
         return rows
     }
 
-    private func first<S: PostgresPreparedStatement>(_ statement: S) async throws -> S.Row? {
+    func first<S: PostgresPreparedStatement>(_ statement: S) async throws -> S.Row? {
         for try await row in try await client.execute(statement, logger: logger) { return row }
         return nil
     }
 
-    /// Runs a write of session `id`, with its NOTIFY inside the same statement when the
-    /// attached bus's emitter claims it (and then with the queued changes the claim carries), or
-    /// its `change` queued once it committed. `kind` and `suffix` frame the value the statement
-    /// returns (a version or an event id) in the message.
-    private func write<S: NotifyingWrite>(
-        _ statement: S, of id: SessionID, kind: Character, suffix: String, change: (S.Row) -> SessionChange
-    ) async throws -> S.Row? {
-        guard let emitter = emitter.withLock({ $0 }) else { return try await first(statement) }
-        guard let claim = emitter.claim(carrying: true) else {
-            return try await emitter.deferring(
-                { try await first(statement) }, changed: { $0.map { [change($0)] } ?? [] }, uncertain: [.sessionChanged(id, version: .max)])
-        }
-        do {
-            let row = try await first(Notifying(
-                base: statement, channel: emitter.channel, prefix: claim.lines + "\(kind)|\(emitter.origin)|0|", suffix: suffix))
-            // No row written, no NOTIFY sent: what the claim carried goes back.
-            if row == nil { emitter.unclaim(claim) }
-            return row
-        } catch {
-            emitter.unclaim(claim)
-            throw error
-        }
-    }
-
-    /// Runs a write given the emitter its statement should NOTIFY through: the attached bus's,
-    /// if it claims this write. Otherwise the write runs without, and the changes it made
-    /// (`changed`), or might have made if it failed (`uncertain`), are queued for the sender.
-    private func emitting<T, Failure: Error>(
-        changed: (T) -> [SessionChange], uncertain: @autoclosure () -> [SessionChange],
-        _ write: (ChangeEmitter?) async throws(Failure) -> T
-    ) async throws(Failure) -> T {
-        guard let emitter = emitter.withLock({ $0 }) else { return try await write(nil) }
-        if emitter.claim(carrying: false) != nil { return try await write(emitter) }
-        return try await emitter.deferring({ () async throws(Failure) -> T in try await write(nil) }, changed: changed, uncertain: uncertain())
-    }
-
     private func exists(_ id: SessionID) async throws -> Bool {
-        let rows = try await client.query("SELECT 1 FROM mcp_sessions WHERE id = \(id.rawValue)", logger: logger)
-        for try await _ in rows { return true }
-        return false
+        try await first(SessionExists(id: id)) != nil
     }
+
+    /// The instance id messages carry (empty when the writes send none).
+    private var origin: String { changeEmitter?.instanceID ?? "" }
 
     // MARK: Sessions
 
     public func createSession(id: SessionID?, _ fields: NewSession) async throws(SessionStorageError) -> SessionInfo {
         let session = SessionInfo(id: id ?? .generate(), fields: fields, at: Date())
-        let insert = InsertSession(session: session, state: try StateColumns(fields.state, limits: limits))
+        let insert = InsertSession(session: session, state: try StateColumns(fields.state, policy: policy))
+        let message = ChangeMessageText.changed(session.id, origin: origin)
         try await perform("creating session \(session.id)") { [self] in
-            guard try await write(insert, of: session.id, kind: "c", suffix: "|" + session.id.rawValue, change: { _ in .sessionChanged(session.id, version: 1) }) != nil else {
+            guard try await write(insert, of: session.id, message: message, change: { _ in .changed(session.id, version: 1) }) != nil else {
                 throw SessionStorageError(.versionConflict, "session \(session.id) already exists")
             }
         }
@@ -205,15 +171,30 @@ public final class PostgresSessionStorage: SessionStorage, Service {
         }
     }
 
+    /// Concurrent calls share one `WHERE id = ANY(...)` round trip, under the operation timeout
+    /// per batch, as session reads do.
+    public func sessionVersion(_ id: SessionID) async throws(SessionStorageError) -> Int64? {
+        do {
+            return try await versionReads.run(id, ()) { [self] calls in
+                try await bounded { [self] in
+                    Dictionary(try await all(SelectVersions(ids: Array(Set(calls.map(\.id))))), uniquingKeysWith: { first, _ in first })
+                }
+            }
+        } catch {
+            throw PostgresErrors.map(error, "reading the version of \(id)")
+        }
+    }
+
     public func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo {
         var updated = session
         updated.lastActivity = Date()
         updated.version += 1
         let statement = UpdateSession(
-            insert: InsertSession(session: updated, state: try StateColumns(session.state, limits: limits)), expectedVersion: session.version)
+            insert: InsertSession(session: updated, state: try StateColumns(session.state, policy: policy)), expectedVersion: session.version)
+        let message = ChangeMessageText.changed(session.id, origin: origin)
         let createdAt = try await perform("updating session \(session.id)") { [self] in
-            let change = SessionChange.sessionChanged(session.id, version: session.version + 1)
-            guard let createdAt = try await write(statement, of: session.id, kind: "c", suffix: "|" + session.id.rawValue, change: { _ in change }) else {
+            let change = SessionChange.changed(session.id, version: session.version + 1)
+            guard let createdAt = try await write(statement, of: session.id, message: message, change: { _ in change }) else {
                 guard try await exists(session.id) else { throw SessionStorageError.sessionNotFound(session.id) }
                 throw SessionStorageError(.versionConflict, "session \(session.id) changed since version \(session.version)")
             }
@@ -224,61 +205,25 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     }
 
     public func touchSession(_ id: SessionID, at now: Date) async throws(SessionStorageError) {
-        let threshold = now.addingTimeInterval(-limits.activityWriteInterval.timeInterval)
-        // The UPDATE writes only when the stored activity is old; the outer SELECT tells a
-        // missing session apart, in the same round trip.
-        try await perform("touching session \(id)") { [self] in
-            let rows = try await client.query(
-                """
-                WITH touched AS (UPDATE mcp_sessions SET last_activity = \(now) WHERE id = \(id.rawValue) AND last_activity < \(threshold) RETURNING 1)
-                SELECT EXISTS (SELECT 1 FROM mcp_sessions WHERE id = \(id.rawValue))
-                """, logger: logger)
-            var found = false
-            for try await row in rows { found = try row.decode(Bool.self) }
-            guard found else { throw SessionStorageError.sessionNotFound(id) }
-        }
+        let statement = TouchSession(id: id, now: now, olderThan: now.addingTimeInterval(-policy.activityWriteInterval.timeInterval))
+        let found = try await perform("touching session \(id)") { [self] in try await first(statement) ?? false }
+        guard found else { throw .sessionNotFound(id) }
     }
 
     @discardableResult
     public func deleteSession(_ id: SessionID) async throws(SessionStorageError) -> Bool {
-        try await emitting(changed: { $0 ? [.sessionDeleted(id)] : [] }, uncertain: [.sessionDeleted(id)]) { [self] emitter throws(SessionStorageError) in
-            try await deleteSession(id, notifying: emitter)
-        }
-    }
-
-    /// The DELETE, with its NOTIFY inside when `emitter` is given.
-    private func deleteSession(_ id: SessionID, notifying emitter: ChangeEmitter?) async throws(SessionStorageError) -> Bool {
-        try await perform("deleting session \(id)") { [self] in
-            let rows: PostgresRowSequence
-            if let emitter {
-                rows = try await client.query(
-                    """
-                    WITH deleted AS (DELETE FROM mcp_sessions WHERE id = \(id.rawValue) RETURNING id), \
-                    notified AS (SELECT count(*) FROM (SELECT pg_notify(\(emitter.channel), \("d|\(emitter.origin)|0|" + id.rawValue)) FROM deleted) sent) \
-                    SELECT 1 FROM deleted, notified
-                    """, logger: logger)
-            } else {
-                rows = try await client.query("DELETE FROM mcp_sessions WHERE id = \(id.rawValue) RETURNING 1", logger: logger)
+        let message = ChangeMessageText.transactional(.deleted(id), origin: origin)
+        return try await announcing(changed: { $0 ? [.deleted(id)] : [] }, uncertain: [.deleted(id)]) { [self] emitter throws(SessionStorageError) in
+            try await perform("deleting session \(id)") { [self] in
+                !(try await run(DeleteSession(id: id), announcing: message, through: emitter)).isEmpty
             }
-            for try await _ in rows { return true }
-            return false
-        }
-    }
-
-    public func listSessions() async throws(SessionStorageError) -> [SessionID] {
-        try await perform("listing sessions") { [self] in
-            var ids: [SessionID] = []
-            for try await text in try await client.query("SELECT id FROM mcp_sessions", logger: logger).decode(String.self) {
-                do { ids.append(try SessionID(validating: text)) } catch { throw SessionStorageError.corrupted("stored session id \(text.debugDescription) is malformed") }
-            }
-            return ids
         }
     }
 
     // MARK: State
 
     public func stateValue(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> JSONValue? {
-        try limits.checkKey(key)
+        try policy.checkKey(key)
         let row = try await perform("reading state of \(id)") { [self] in try await first(SelectStateValue(id: id, key: JSONBEscaping.key(key))) }
         guard let row else { throw .sessionNotFound(id) }
         return row?.value
@@ -288,51 +233,42 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     /// the statement did not apply found no session, or one too full to take it.
     @discardableResult
     public func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
-        let data = try limits.encodeStateValue(value, forKey: key)
+        let data = try policy.encodeStateValue(value, forKey: key)
+        let message = ChangeMessageText.changed(id, origin: origin)
         let write = StateWrite(
-            key: JSONBEscaping.key(key), json: try JSONBEscaping.text(value, encoded: data), size: SessionLimits.entryBytes(key: key, value: data))
+            key: JSONBEscaping.key(key), json: try JSONBEscaping.text(value, encoded: data), size: SessionPolicy.entryBytes(key: key, value: data),
+            messageSuffix: message.suffix)
         let now = Date()
         do {
             let batched = try await stateWrites.run(id, write) { [self] calls in
-                try await bounded { [self] in try await setStates(calls, now: now) }
+                try await bounded { [self] in try await setStates(calls, now: now, messagePrefix: message.prefix) }
             }
             if let batched { return batched }
         } catch {
             throw PostgresErrors.map(error, "setting state of \(id)")
         }
         guard try await perform("setting state of \(id)", { [self] in try await exists(id) }) else { throw .sessionNotFound(id) }
-        throw SessionStorageError(.limitExceeded, "setting '\(key)' would take session \(id) past its state limit of \(limits.maxStateBytesPerSession) bytes")
+        throw SessionStorageError(.limitExceeded, "setting '\(key)' would take session \(id) past its state limit of \(policy.maxStateBytesPerSession) bytes")
     }
 
     /// One batch of state writes: one statement for a lone write, one `UPDATE … FROM unnest`
     /// for several. Sessions the statement did not change are left out of the answer.
-    private func setStates(_ calls: [(id: SessionID, input: StateWrite)], now: Date) async throws -> [SessionID: Int64] {
-        let limit = limits.maxStateBytesPerSession
+    private func setStates(_ calls: [(id: SessionID, input: StateWrite)], now: Date, messagePrefix: String) async throws -> [SessionID: Int64] {
+        let limit = policy.maxStateBytesPerSession
         if calls.count == 1, let call = calls.first {
             let statement = SetState(id: call.id, write: call.input, now: now, limit: limit)
-            return try await write(statement, of: call.id, kind: "c", suffix: "|" + call.id.rawValue) { .sessionChanged(call.id, version: $0) }.map { [call.id: $0] } ?? [:]
+            let message = ChangeMessageText.Template(prefix: messagePrefix, suffix: call.input.messageSuffix)
+            return try await write(statement, of: call.id, message: message) { .changed(call.id, version: $0) }.map { [call.id: $0] } ?? [:]
         }
-        return try await batch(SetStates(calls: calls, now: now, limit: limit), of: calls.map(\.id), kind: "c") { .sessionChanged($0, version: $1) }
-    }
-
-    /// Runs a batch statement, with its changes' NOTIFYs inside when the attached bus's emitter
-    /// claims it, or its rows' changes queued once it committed.
-    private func batch<S: BatchWrite>(
-        _ statement: S, of ids: [SessionID], kind: Character, change: (SessionID, Int64) -> SessionChange?
-    ) async throws -> [SessionID: Int64] {
-        let rows = try await emitting(changed: { $0.compactMap(change) }, uncertain: ids.map { .sessionChanged($0, version: .max) }) {
-            [self] (emitter: ChangeEmitter?) async throws -> [(SessionID, Int64)] in
-            guard let emitter else { return try await all(statement) }
-            return try await all(NotifyingBatch(base: statement, channel: emitter.channel, prefix: "\(kind)|\(emitter.origin)|0|"))
-        }
-        return Dictionary(rows, uniquingKeysWith: { first, _ in first })
+        return try await batch(SetStates(calls: calls, now: now, limit: limit), of: calls.map(\.id), prefix: messagePrefix) { .changed($0, version: $1) }
     }
 
     @discardableResult
     public func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
-        try limits.checkKey(key)
+        try policy.checkKey(key)
+        let message = ChangeMessageText.changed(id, origin: origin)
         let version = try await perform("removing state of \(id)") { [self] in
-            try await write(RemoveState(id: id, key: JSONBEscaping.key(key), now: Date()), of: id, kind: "c", suffix: "|" + id.rawValue) { .sessionChanged(id, version: $0) }
+            try await write(RemoveState(id: id, key: JSONBEscaping.key(key), now: Date()), of: id, message: message) { .changed(id, version: $0) }
         }
         guard let version else { throw .sessionNotFound(id) }
         return version
@@ -343,16 +279,16 @@ public final class PostgresSessionStorage: SessionStorage, Service {
     /// Concurrent appends to different sessions share one statement (see `Batcher`).
     @discardableResult
     public func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent {
-        let data = try limits.encodeEvent(event)
+        let data = try policy.encodeEvent(event)
         let now = Date()
+        let message = ChangeMessageText.eventAppended(id, stream: event.stream, origin: origin)
         let write = EventWrite(
             stream: event.stream, type: event.type, data: data.map { String(decoding: $0, as: UTF8.self) },
-            retryMilliseconds: event.retryMilliseconds.map { Int32(clamping: $0) },
-            notifySuffix: "|\(event.stream.rawValue.utf8.count)|\(event.stream.rawValue)\(id.rawValue)")
+            retryMilliseconds: event.retryMilliseconds.map { Int32(clamping: $0) }, messageSuffix: message.suffix)
         let eventID: Int64?
         do {
             eventID = try await eventWrites.run(id, write) { [self] calls in
-                try await bounded { [self] in try await appendEvents(calls, now: now) }
+                try await bounded { [self] in try await appendEvents(calls, now: now, messagePrefix: message.prefix) }
             }
         } catch {
             throw PostgresErrors.map(error, "appending an event to \(id)")
@@ -366,133 +302,109 @@ public final class PostgresSessionStorage: SessionStorage, Service {
 
     /// One batch of appends: one statement for a lone append, one over `unnest` for several.
     /// A session the statement found no row for is left out of the answer.
-    private func appendEvents(_ calls: [(id: SessionID, input: EventWrite)], now: Date) async throws -> [SessionID: Int64] {
-        let keep = limits.maxEventsPerSession
+    private func appendEvents(_ calls: [(id: SessionID, input: EventWrite)], now: Date, messagePrefix: String) async throws -> [SessionID: Int64] {
+        let keep = policy.maxEventsPerSession
         if calls.count == 1, let call = calls.first {
             let statement = AppendEvent(id: call.id, now: now, event: call.input, keep: keep)
+            let message = ChangeMessageText.Template(prefix: messagePrefix, suffix: call.input.messageSuffix)
             let change = { (eventID: Int64) in SessionChange.eventAppended(call.id, stream: call.input.stream, eventID: eventID) }
-            return try await write(statement, of: call.id, kind: "e", suffix: call.input.notifySuffix, change: change).map { [call.id: $0] } ?? [:]
+            return try await write(statement, of: call.id, message: message, change: change).map { [call.id: $0] } ?? [:]
         }
         let streams = Dictionary(calls.map { ($0.id, $0.input.stream) }, uniquingKeysWith: { first, _ in first })
-        return try await batch(AppendEvents(calls: calls, now: now, keep: keep), of: calls.map(\.id), kind: "e") { id, eventID in
+        return try await batch(AppendEvents(calls: calls, now: now, keep: keep), of: calls.map(\.id), prefix: messagePrefix) { id, eventID in
             streams[id].map { .eventAppended(id, stream: $0, eventID: eventID) }
         }
     }
 
-    public func events(in id: SessionID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
-        try await perform("replaying events of \(id)") { [self] in
-            let events = try await all(EventsAfter(id: id, cursor: eventID, limit: limit))
-            if events.isEmpty, !(try await exists(id)) { throw SessionStorageError.sessionNotFound(id) }
-            return events
+    /// Runs a replay statement; an empty answer checks that the session exists.
+    private func replay<S: PostgresPreparedStatement>(_ statement: S, of id: SessionID, _ what: @autoclosure () -> String) async throws(SessionStorageError) -> [S.Row]
+    where S: Sendable, S.Row: Sendable {
+        try await perform(what()) { [self] in
+            let rows = try await all(statement)
+            if rows.isEmpty, !(try await exists(id)) { throw SessionStorageError.sessionNotFound(id) }
+            return rows
         }
+    }
+
+    public func events(in id: SessionID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
+        try await replay(EventsAfter(id: id, cursor: eventID, limit: limit), of: id, "replaying events of \(id)")
     }
 
     public func events(in id: SessionID, stream: StreamID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
-        try await perform("replaying stream \(stream) of \(id)") { [self] in
-            let events = try await all(StreamEventsAfter(id: id, stream: stream, after: eventID, limit: limit))
-            if events.isEmpty, !(try await exists(id)) { throw SessionStorageError.sessionNotFound(id) }
-            return events
-        }
+        try await replay(StreamEventsAfter(id: id, stream: stream, after: eventID, limit: limit), of: id, "replaying stream \(stream) of \(id)")
     }
 
     public func event(_ eventID: Int64, in id: SessionID) async throws(SessionStorageError) -> SSEEvent? {
-        try await perform("reading event \(eventID) of \(id)") { [self] in
-            let event = try await all(SelectEvent(id: id, eventID: eventID)).first
-            if event == nil, !(try await exists(id)) { throw SessionStorageError.sessionNotFound(id) }
-            return event
-        }
+        try await replay(SelectEvent(id: id, eventID: eventID), of: id, "reading event \(eventID) of \(id)").first
     }
 
     public func recentEvents(in id: SessionID, limit: Int) async throws(SessionStorageError) -> [SSEEvent] {
-        try await perform("reading recent events of \(id)") { [self] in
-            let events = try await all(RecentEvents(id: id, limit: max(0, limit)))
-            if events.isEmpty, !(try await exists(id)) { throw SessionStorageError.sessionNotFound(id) }
-            return events.reversed()
-        }
+        try await replay(RecentEvents(id: id, limit: max(0, limit)), of: id, "reading recent events of \(id)").reversed()
     }
 
     @discardableResult
     public func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int {
-        try await emitting(changed: { _ in [.eventsDeleted(id)] }, uncertain: [.eventsDeleted(id)]) { [self] emitter throws(SessionStorageError) in
-            try await deleteEvents(in: id, before: eventID, notifying: emitter)
-        }
-    }
-
-    /// The DELETE, with its NOTIFY inside when `emitter` is given.
-    private func deleteEvents(in id: SessionID, before eventID: Int64, notifying emitter: ChangeEmitter?) async throws(SessionStorageError) -> Int {
-        try await perform("deleting events of \(id)") { [self] in
-            // Without an emitter the WHERE clause sends nothing (the channel is only bound); one statement either way.
-            let channel = emitter?.channel ?? "mcp_session_changes_unused"
-            let payload = "t|\(emitter?.origin ?? "")|0|" + id.rawValue
-            let rows = try await client.query(
-                """
-                WITH deleted AS (DELETE FROM mcp_session_events WHERE session_id = \(id.rawValue) AND id < \(eventID) RETURNING 1), \
-                notified AS (SELECT pg_notify(\(channel), \(payload)) WHERE \(emitter != nil))
-                SELECT (SELECT count(*) FROM deleted), EXISTS (SELECT 1 FROM mcp_sessions WHERE id = \(id.rawValue)) \
-                FROM (SELECT count(*) FROM notified) sent
-                """, logger: logger)
-            for try await (count, found) in rows.decode((Int64, Bool).self) {
-                guard found else { throw SessionStorageError.sessionNotFound(id) }
-                return Int(count)
+        let message = ChangeMessageText.transactional(.eventsDeleted(id), origin: origin)
+        let (count, found) = try await announcing(changed: { _ in [.eventsDeleted(id)] }, uncertain: [.eventsDeleted(id)]) {
+            [self] emitter throws(SessionStorageError) in
+            try await perform("deleting events of \(id)") { [self] in
+                try await run(DeleteEvents(id: id, before: eventID), announcing: message, through: emitter).first ?? (0, false)
             }
-            return 0
+        }
+        guard found else { throw .sessionNotFound(id) }
+        return Int(count)
+    }
+
+    // MARK: Leases
+
+    public func lease(_ name: String, in id: SessionID) async throws(SessionStorageError) -> Lease? {
+        try policy.checkLease(name)
+        return try await perform("reading lease \(name) of \(id)") { [self] in
+            if let lease = try await first(SelectLease(id: id, lease: name)) { return lease }
+            guard try await exists(id) else { throw SessionStorageError.sessionNotFound(id) }
+            return nil
         }
     }
 
-    // MARK: Housekeeping
+    public func swapLease(_ name: String, in id: SessionID, expected: Lease?, new: Lease?) async throws(SessionStorageError) -> Bool {
+        try policy.checkLease(name, expected, new)
+        return try await perform("swapping lease \(name) of \(id)") { [self] in
+            let swapped: Bool
+            switch (expected, new) {
+            case (nil, let new?): swapped = try await first(TakeLease(id: id, lease: name, new: new)) != nil
+            case (let expected?, let new?): swapped = try await first(ReplaceLease(id: id, lease: name, expected: expected, new: new)) != nil
+            case (let expected?, nil): swapped = try await first(ReleaseLease(id: id, lease: name, expected: expected)) != nil
+            case (nil, nil): swapped = try await first(SelectLease(id: id, lease: name)) == nil
+            }
+            // Nothing swapped: tell a missing session from a lease held by someone else.
+            if !swapped, !(try await exists(id)) { throw SessionStorageError.sessionNotFound(id) }
+            return swapped
+        }
+    }
+
+    // MARK: Administration
+
+    public func listSessions(after cursor: SessionID?, limit: Int) async throws(SessionStorageError) -> [SessionID] {
+        try await perform("listing sessions") { [self] in try await all(ListSessions(cursor: cursor, limit: limit)) }
+    }
 
     @discardableResult
     public func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID] {
+        let prefix = ChangeMessageText.deletedPrefix(origin: origin)
         // Which sessions a failed pass removed is unknown: `maxAge` bounds what others then hold.
-        try await emitting(changed: { $0.map(SessionChange.sessionDeleted) }, uncertain: []) { [self] emitter throws(SessionStorageError) in
-            try await expireSessions(olderThan: cutoff, notifying: emitter)
+        let texts = try await announcing(changed: { $0.compactMap { try? SessionID(validating: $0) }.map(SessionChange.deleted) }, uncertain: []) {
+            [self] emitter throws(SessionStorageError) in
+            try await perform("expiring sessions") { [self] in try await run(ExpireSessions(cutoff: cutoff), announcing: prefix, through: emitter) }
         }
-    }
-
-    /// The DELETE, with its NOTIFY inside when `emitter` is given. The rows are locked in id
-    /// order, like a batch's, so an expiry pass and a batch of writes never wait on each other
-    /// in a cycle.
-    private func expireSessions(olderThan cutoff: Date, notifying emitter: ChangeEmitter?) async throws(SessionStorageError) -> [SessionID] {
-        try await perform("expiring sessions") { [self] in
-            var ids: [SessionID] = []
-            let rows: PostgresRowSequence
-            if let emitter {
-                rows = try await client.query(
-                    """
-                    WITH expired AS (DELETE FROM mcp_sessions WHERE id IN \
-                    (SELECT id FROM mcp_sessions WHERE last_activity < \(cutoff) ORDER BY id FOR UPDATE) RETURNING id), \
-                    notified AS (SELECT count(*) FROM (SELECT pg_notify(\(emitter.channel), \("d|\(emitter.origin)|0|") || id) FROM expired) sent) \
-                    SELECT id FROM expired, notified
-                    """, logger: logger)
-            } else {
-                rows = try await client.query(
-                    """
-                    DELETE FROM mcp_sessions WHERE id IN \
-                    (SELECT id FROM mcp_sessions WHERE last_activity < \(cutoff) ORDER BY id FOR UPDATE) RETURNING id
-                    """, logger: logger)
-            }
-            for try await text in rows.decode(String.self) {
-                if let id = try? SessionID(validating: text) { ids.append(id) }
-            }
-            return ids
-        }
+        return texts.compactMap { try? SessionID(validating: $0) }
     }
 
     public func sessionCount() async throws(SessionStorageError) -> Int {
-        try await count("SELECT count(*) FROM mcp_sessions", "counting sessions")
+        try await perform("counting sessions") { [self] in Int(try await first(CountRows(table: .sessions)) ?? 0) }
     }
 
     public func eventCount() async throws(SessionStorageError) -> Int {
-        try await count("SELECT count(*) FROM mcp_session_events", "counting events")
-    }
-
-    private func count(_ sql: String, _ what: String) async throws(SessionStorageError) -> Int {
-        try await perform(what) { [self] in
-            for try await value in try await client.query(PostgresQuery(unsafeSQL: sql), logger: logger).decode(Int64.self) {
-                return Int(value)
-            }
-            return 0
-        }
+        try await perform("counting events") { [self] in Int(try await first(CountRows(table: .events)) ?? 0) }
     }
 
     /// Refreshes the planner's statistics for the session tables.

@@ -1,4 +1,4 @@
-import MCPSessionStorage
+@_spi(Backend) import MCPSessionStorage
 
 extension SQLiteSessionStorage {
     /// How the SQLite backend opens its file and what it keeps.
@@ -6,7 +6,7 @@ extension SQLiteSessionStorage {
     /// ```swift
     /// var configuration = SQLiteSessionStorage.Configuration(path: "/var/lib/mcp/sessions.db")
     /// configuration.synchronous = .full          // survive power loss, not only crashes
-    /// configuration.limits.maxEventsPerSession = 5000
+    /// configuration.policy.maxEventsPerSession = 5000
     /// let storage = try SQLiteSessionStorage(configuration: configuration)
     /// ```
     public struct Configuration: Sendable {
@@ -29,16 +29,12 @@ extension SQLiteSessionStorage {
         /// How long a write waits for another process holding the file's write lock before it
         /// fails with `unavailable`. Default 5 seconds.
         public var busyTimeout: Duration = .seconds(5)
-        /// Idle time after which a session expires, for ``SQLiteSessionStorage/cleanupService(logger:)``. Default 30 minutes.
-        public var sessionTTL: Duration = .seconds(1800)
-        /// Time between expiry passes of the cleanup service. Default 60 seconds.
-        public var cleanupInterval: Duration = .seconds(60)
-        /// Value sizes, events kept per session (default 1000), and the rest of the shared limits.
-        public var limits = SessionLimits()
+        /// Session lifetime, value sizes, events kept per session (default 1000): the shared policy.
+        public var policy = SessionPolicy()
 
-        public init(path: String = "mcp_sessions.db", limits: SessionLimits = SessionLimits()) {
+        public init(path: String = "mcp_sessions.db", policy: SessionPolicy = SessionPolicy()) {
             self.path = path
-            self.limits = limits
+            self.policy = policy
         }
     }
 }

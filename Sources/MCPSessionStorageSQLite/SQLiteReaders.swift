@@ -1,6 +1,6 @@
 import Foundation
 import GRDBSQLite
-import MCPSessionStorage
+@_spi(Backend) import MCPSessionStorage
 import Synchronization
 
 /// Read-only connections for the hot reads (get session, one state value, replay), each with
@@ -60,7 +60,7 @@ final class SQLiteReader: @unchecked Sendable {
     /// The statements this connection prepares when it opens.
     enum Query: Int, CaseIterable {
         case begin, commit, selectSession, selectState, sessionExists, selectStateValue, selectActivity
-        case selectEventStream, selectEventsAfter, selectEvent, selectRecentEvents
+        case selectEventStream, selectEventsAfter, selectEvent, selectRecentEvents, selectLease, selectVersion
 
         var sql: String {
             switch self {
@@ -75,6 +75,8 @@ final class SQLiteReader: @unchecked Sendable {
             case .selectEventsAfter: SQL.selectEventsAfter
             case .selectEvent: SQL.selectEvent
             case .selectRecentEvents: SQL.selectRecentEvents
+            case .selectLease: SQL.selectLease
+            case .selectVersion: SQL.selectVersion
             }
         }
     }

@@ -1,6 +1,6 @@
 import Foundation
 import GRDB
-import MCPSessionStorage
+@_spi(Backend) import MCPSessionStorage
 
 /// Every statement the SQLite backend runs, in one place (and the ones `Benchmarks/sqlite-c`
 /// mirrors, so the C limit runs the very same SQL).
@@ -25,7 +25,8 @@ enum SQL {
     static let selectActivity = "SELECT last_activity FROM sessions WHERE id = ?"
     static let touchSession = "UPDATE sessions SET last_activity = ? WHERE id = ? AND last_activity < ?"
     static let deleteSession = "DELETE FROM sessions WHERE id = ?"
-    static let listSessions = "SELECT id FROM sessions"
+    /// A page of ids after a cursor, in the primary key's (binary) order.
+    static let listSessions = "SELECT id FROM sessions WHERE id > ? ORDER BY id LIMIT ?"
     static let selectStateValue = "SELECT value FROM session_state WHERE session_id = ? AND key = ?"
     static let selectStateSize = "SELECT length(CAST(key AS BLOB)) + length(value) FROM session_state WHERE session_id = ? AND key = ?"
     static let bumpForState = """
@@ -47,6 +48,11 @@ enum SQL {
     static let selectRecentEvents = "SELECT \(eventColumns) FROM session_events WHERE session_id = ? ORDER BY id DESC LIMIT ?"
     static let deleteEventsBefore = "DELETE FROM session_events WHERE session_id = ? AND id < ?"
     static let expireSessions = "DELETE FROM sessions WHERE last_activity < ? RETURNING id"
+    static let selectLease = "SELECT holder, generation FROM session_leases WHERE session_id = ? AND name = ?"
+    static let deleteLease = "DELETE FROM session_leases WHERE session_id = ? AND name = ?"
+    static let upsertLease = """
+        INSERT INTO session_leases (session_id, name, holder, generation) VALUES (?, ?, ?, ?)         ON CONFLICT (session_id, name) DO UPDATE SET holder = excluded.holder, generation = excluded.generation
+        """
 }
 
 /// A session's columns, encoded for binding.

@@ -1,5 +1,5 @@
 import GRDB
-import MCPSessionStorage
+@_spi(Backend) import MCPSessionStorage
 
 /// The database schema, as GRDB migrations: each one runs once, in order, recorded in
 /// `grdb_migrations`. Add a new migration for every change; never edit a released one.
@@ -47,6 +47,18 @@ enum SQLiteSchema {
                 -- Serves replay: the events of one stream after a cursor, without scanning the
                 -- session's other streams.
                 CREATE INDEX session_events_by_stream ON session_events(session_id, stream, id);
+                """)
+        }
+        migrator.registerMigration("v2: leases") { db in
+            // Who holds a session's named leases (a running call, a task), swapped atomically.
+            try db.execute(sql: """
+                CREATE TABLE session_leases (
+                    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    holder TEXT NOT NULL,
+                    generation INTEGER NOT NULL,
+                    PRIMARY KEY (session_id, name)
+                ) WITHOUT ROWID;
                 """)
         }
         return migrator

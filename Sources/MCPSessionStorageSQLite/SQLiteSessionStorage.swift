@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
 import Logging
-import MCPSessionStorage
+@_spi(Backend) import MCPSessionStorage
 
 /// Sessions in one SQLite file: the embedded default for a single-instance server.
 ///
@@ -53,25 +53,21 @@ public final class SQLiteSessionStorage: SessionStorage {
         logger.debug("opened SQLite session storage", metadata: ["path": "\(configuration.path)"])
     }
 
-    /// A cleanup service using this storage's ``Configuration/sessionTTL`` and ``Configuration/cleanupInterval``.
-    public func cleanupService(logger: Logger = Logger(label: "mcp.session.cleanup")) -> SessionCleanupService {
-        SessionCleanupService(storage: self, ttl: configuration.sessionTTL, interval: configuration.cleanupInterval, logger: logger)
-    }
-
-    /// The limits from the configuration.
-    public var limits: SessionLimits { configuration.limits }
+    /// The policy from the configuration.
+    public var policy: SessionPolicy { configuration.policy }
 
     // MARK: Running statements
 
-    // Statements run inline on the calling task through GRDB's synchronous API. A call takes a
-    // few microseconds, and handing it to another thread and back (GRDB's async API) costs
-    // more than the work: measured here, it cut get-session throughput several times over.
-    // Reads never wait in WAL mode; a write waits only for the writer ahead of it, which is
-    // itself running, so waiting can hold a thread only for as long as the queue of writes.
+    // Reads run inline on the calling task, on prepared read-only connections: a read takes a
+    // few microseconds and never waits in WAL mode, and handing it to another thread and back
+    // costs more than the work (measured here, it cut get-session throughput several times).
+    // Writes run on GRDB's writer queue, a thread of its own: a write may wait up to the busy
+    // timeout for another process holding the file's lock, which must not hold one of the
+    // cooperative pool's few threads.
 
-    private func read<T>(_ what: @autoclosure () -> String, _ body: (Database) throws -> T) throws(SessionStorageError) -> T {
+    private func read<T: Sendable>(_ what: @autoclosure () -> String, _ body: @escaping @Sendable (Database) throws -> T) async throws(SessionStorageError) -> T {
         do {
-            return try pool.read(body)
+            return try await pool.read(body)
         } catch {
             throw Self.map(error, what())
         }
@@ -86,9 +82,9 @@ public final class SQLiteSessionStorage: SessionStorage {
         }
     }
 
-    private func write<T>(_ what: @autoclosure () -> String, _ body: (Database) throws -> T) throws(SessionStorageError) -> T {
+    private func write<T: Sendable>(_ what: @autoclosure () -> String, _ body: @escaping @Sendable (Database) throws -> T) async throws(SessionStorageError) -> T {
         do {
-            return try pool.write(body)
+            return try await pool.write(body)
         } catch {
             throw Self.map(error, what())
         }
@@ -118,10 +114,10 @@ public final class SQLiteSessionStorage: SessionStorage {
     // MARK: Sessions
 
     public func createSession(id: SessionID?, _ fields: NewSession) async throws(SessionStorageError) -> SessionInfo {
-        let state = try limits.encodeState(fields.state)
+        let state = try policy.encodeState(fields.state)
         let session = SessionInfo(id: id ?? .generate(), fields: fields, at: Date())
         let row = try SessionRow(session)
-        return try write("creating session \(session.id)") { db in
+        return try await write("creating session \(session.id)") { db in
             let exists = try db.cachedStatement(sql: SQL.sessionExists)
             if try Bool.fetchOne(exists, arguments: [row.id]) != nil {
                 throw SessionStorageError(.versionConflict, "session \(session.id) already exists")
@@ -149,13 +145,24 @@ public final class SQLiteSessionStorage: SessionStorage {
         }
     }
 
+    public func sessionVersion(_ id: SessionID) async throws(SessionStorageError) -> Int64? {
+        try fastRead("reading the version of \(id)") { reader -> Int64? in
+            var version: Int64?
+            try reader.select(.selectVersion, .text(id.rawValue)) { row in
+                version = row.integer(0)
+                return false
+            }
+            return version
+        }
+    }
+
     public func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo {
-        let state = try limits.encodeState(session.state)
+        let state = try policy.encodeState(session.state)
         var updated = session
         updated.lastActivity = Date()
         updated.version += 1
         let row = try SessionRow(updated)
-        let createdAt = try write("updating session \(session.id)") { db in
+        let createdAt = try await write("updating session \(session.id)") { db in
             let createdAt = try Double.fetchOne(
                 db.cachedStatement(sql: SQL.updateSession), arguments: row.updateArguments(stateBytes: state.total, expected: session.version))
             guard let createdAt else {
@@ -174,7 +181,7 @@ public final class SQLiteSessionStorage: SessionStorage {
     }
 
     public func touchSession(_ id: SessionID, at now: Date) async throws(SessionStorageError) {
-        let threshold = now.timeIntervalSince1970 - limits.activityWriteInterval.timeInterval
+        let threshold = now.timeIntervalSince1970 - policy.activityWriteInterval.timeInterval
         // Read first, in parallel with everything else: most touches find a recent activity
         // and must not take the write lock.
         let stored = try fastRead("reading activity of \(id)") { reader in
@@ -187,22 +194,22 @@ public final class SQLiteSessionStorage: SessionStorage {
         }
         guard let stored else { throw .sessionNotFound(id) }
         guard stored < threshold else { return }
-        try write("touching session \(id)") { db in
+        try await write("touching session \(id)") { db in
             try db.cachedStatement(sql: SQL.touchSession).execute(arguments: [now.timeIntervalSince1970, id.rawValue, threshold])
         }
     }
 
     @discardableResult
     public func deleteSession(_ id: SessionID) async throws(SessionStorageError) -> Bool {
-        try write("deleting session \(id)") { db in
+        try await write("deleting session \(id)") { db in
             try db.cachedStatement(sql: SQL.deleteSession).execute(arguments: [id.rawValue])
             return db.changesCount > 0
         }
     }
 
-    public func listSessions() async throws(SessionStorageError) -> [SessionID] {
-        try read("listing sessions") { db in
-            try String.fetchAll(db.cachedStatement(sql: SQL.listSessions)).map { text in
+    public func listSessions(after cursor: SessionID?, limit: Int) async throws(SessionStorageError) -> [SessionID] {
+        try await read("listing sessions") { db in
+            try String.fetchAll(db.cachedStatement(sql: SQL.listSessions), arguments: [cursor?.rawValue ?? "", max(0, limit)]).map { text in
                 do { return try SessionID(validating: text) } catch { throw SessionStorageError.corrupted("stored session id \(text.debugDescription) is malformed") }
             }
         }
@@ -211,7 +218,7 @@ public final class SQLiteSessionStorage: SessionStorage {
     // MARK: State
 
     public func stateValue(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> JSONValue? {
-        try limits.checkKey(key)
+        try policy.checkKey(key)
         return try fastRead("reading state of \(id)") { reader -> JSONValue? in
             var value: JSONValue?
             try reader.select(.selectStateValue, .text(id.rawValue), .text(key)) { row in
@@ -225,17 +232,17 @@ public final class SQLiteSessionStorage: SessionStorage {
 
     @discardableResult
     public func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
-        let data = try limits.encodeStateValue(value, forKey: key)
-        let size = SessionLimits.entryBytes(key: key, value: data)
-        let limits = limits
+        let data = try policy.encodeStateValue(value, forKey: key)
+        let size = SessionPolicy.entryBytes(key: key, value: data)
+        let policy = policy
         let now = Date().timeIntervalSince1970
-        return try write("setting state of \(id)") { db in
+        return try await write("setting state of \(id)") { db in
             let old = try Int.fetchOne(db.cachedStatement(sql: SQL.selectStateSize), arguments: [id.rawValue, key]) ?? 0
             guard let row = try Row.fetchOne(db.cachedStatement(sql: SQL.bumpForState), arguments: [size - old, now, id.rawValue]) else {
                 throw SessionStorageError.sessionNotFound(id)
             }
             let (version, total): (Int64, Int) = (row[0], row[1])
-            try limits.checkStateTotal(total)
+            try policy.checkStateTotal(total)
             try db.cachedStatement(sql: SQL.upsertState).execute(arguments: [id.rawValue, key, data])
             return version
         }
@@ -243,9 +250,9 @@ public final class SQLiteSessionStorage: SessionStorage {
 
     @discardableResult
     public func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
-        try limits.checkKey(key)
+        try policy.checkKey(key)
         let now = Date().timeIntervalSince1970
-        return try write("removing state of \(id)") { db in
+        return try await write("removing state of \(id)") { db in
             let old = try Int.fetchOne(db.cachedStatement(sql: SQL.selectStateSize), arguments: [id.rawValue, key]) ?? 0
             guard let row = try Row.fetchOne(db.cachedStatement(sql: SQL.bumpForState), arguments: [-old, now, id.rawValue]) else {
                 throw SessionStorageError.sessionNotFound(id)
@@ -269,13 +276,13 @@ public final class SQLiteSessionStorage: SessionStorage {
     /// missing, or it failed) runs alone, to report why.
     @discardableResult
     public func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent {
-        let data = try limits.encodeEvent(event)
+        let data = try policy.encodeEvent(event)
         let pending = PendingEvent(event: event, data: data, now: Date())
-        let keep = Int64(limits.maxEventsPerSession)
+        let keep = Int64(policy.maxEventsPerSession)
         var stored: Int64?
         do {
             stored = try await eventWrites.run(id, pending) { [self] calls in
-                try write("appending events") { db in
+                try await write("appending events") { db in
                     // Alone, an append needs no savepoint: its failure is the transaction's.
                     if calls.count == 1, let call = calls.first {
                         return try Self.append(call.input, to: call.id, keep: keep, in: db).map { [call.id: $0] } ?? [:]
@@ -294,7 +301,7 @@ public final class SQLiteSessionStorage: SessionStorage {
             throw Self.map(error, "appending an event to \(id)")
         }
         if stored == nil {
-            stored = try write("appending an event to \(id)") { db in try Self.append(pending, to: id, keep: keep, in: db) }
+            stored = try await write("appending an event to \(id)") { db in try Self.append(pending, to: id, keep: keep, in: db) }
         }
         guard let stored else { throw .sessionNotFound(id) }
         let now = pending.now
@@ -374,7 +381,7 @@ public final class SQLiteSessionStorage: SessionStorage {
     }
 
     public func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int {
-        try write("deleting events of \(id)") { db in
+        try await write("deleting events of \(id)") { db in
             try Self.requireSession(id, in: db)
             try db.cachedStatement(sql: SQL.deleteEventsBefore).execute(arguments: [id.rawValue, eventID])
             return db.changesCount
@@ -396,33 +403,60 @@ public final class SQLiteSessionStorage: SessionStorage {
         }
     }
 
+    // MARK: Leases
+
+    public func lease(_ name: String, in id: SessionID) async throws(SessionStorageError) -> Lease? {
+        try policy.checkLease(name)
+        return try fastRead("reading lease \(name) of \(id)") { reader -> Lease? in
+            var lease: Lease?
+            try reader.select(.selectLease, .text(id.rawValue), .text(name)) { row in
+                lease = Lease(holder: row.text(0) ?? "", generation: row.integer(1))
+                return false
+            }
+            if lease == nil { try Self.requireSession(id, in: reader) }
+            return lease
+        }
+    }
+
+    public func swapLease(_ name: String, in id: SessionID, expected: Lease?, new: Lease?) async throws(SessionStorageError) -> Bool {
+        try policy.checkLease(name, expected, new)
+        return try await write("swapping lease \(name) of \(id)") { db in
+            try Self.requireSession(id, in: db)
+            let row = try Row.fetchOne(db.cachedStatement(sql: SQL.selectLease), arguments: [id.rawValue, name])
+            let held = row.map { Lease(holder: $0[0], generation: $0[1]) }
+            guard held == expected else { return false }
+            if let new {
+                try db.cachedStatement(sql: SQL.upsertLease).execute(arguments: [id.rawValue, name, new.holder, new.generation])
+            } else {
+                try db.cachedStatement(sql: SQL.deleteLease).execute(arguments: [id.rawValue, name])
+            }
+            return true
+        }
+    }
+
     // MARK: Housekeeping
 
     @discardableResult
     public func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID] {
-        let ids = try write("expiring sessions") { db in
+        let ids = try await write("expiring sessions") { db in
             try String.fetchAll(db.cachedStatement(sql: SQL.expireSessions), arguments: [cutoff.timeIntervalSince1970])
         }
         return ids.compactMap { try? SessionID(validating: $0) }
     }
 
     public func sessionCount() async throws(SessionStorageError) -> Int {
-        try read("counting sessions") { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM sessions") ?? 0 }
+        try await read("counting sessions") { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM sessions") ?? 0 }
     }
 
     public func eventCount() async throws(SessionStorageError) -> Int {
-        try read("counting events") { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM session_events") ?? 0 }
+        try await read("counting events") { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM session_events") ?? 0 }
     }
 
     /// Checkpoints the WAL into the main file (so it does not grow without bound under
     /// constant readers) and refreshes the query planner's statistics.
     public func maintenance() async throws(SessionStorageError) {
-        try checkpoint()
-    }
-
-    private func checkpoint() throws(SessionStorageError) {
         do {
-            try pool.writeWithoutTransaction { db in
+            try await pool.writeWithoutTransaction { db in
                 try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
                 try db.execute(sql: "PRAGMA optimize")
             }

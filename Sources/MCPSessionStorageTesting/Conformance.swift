@@ -12,15 +12,16 @@ import MCPSessionStorage
 ///
 /// @Test(arguments: SessionStorageConformance.checks)
 /// func conformance(_ check: SessionStorageConformance.Check) async throws {
-///     try await check.run { limits in try await MyStorage(limits: limits) }
+///     try await check.run { policy in try await MyStorage(policy: policy) }
 /// }
 /// ```
 ///
 /// The factory must return a storage that shares nothing with any other the factory returned
 /// (a new file, a new schema, a new key prefix): checks run in parallel and count sessions.
 public enum SessionStorageConformance {
-    /// Makes a fresh, empty storage with the given limits.
-    public typealias Factory = @Sendable (SessionLimits) async throws -> any SessionStorage
+    /// Makes a fresh, empty storage that enforces the given policy (or a stricter one it
+    /// declares in its own ``SessionStorage/policy``: checks size their data from that).
+    public typealias Factory = @Sendable (SessionPolicy) async throws -> any SessionStorage
 
     /// One named check of the contract.
     public struct Check: Sendable, CustomStringConvertible {
@@ -41,14 +42,14 @@ public enum SessionStorageConformance {
     struct Context: Sendable {
         let factory: Factory
 
-        func storage(_ limits: SessionLimits = SessionLimits()) async throws -> any SessionStorage {
-            try await factory(limits)
+        func storage(_ policy: SessionPolicy = SessionPolicy()) async throws -> any SessionStorage {
+            try await factory(policy)
         }
     }
 
-    /// Every check, in contract order: sessions, state, events, expiry, bad input, concurrency.
+    /// Every check, in contract order: sessions, state, events, leases, expiry, bad input, concurrency.
     public static var checks: [Check] {
-        sessionChecks + stateChecks + eventChecks + expiryChecks + inputChecks + concurrencyChecks
+        sessionChecks + stateChecks + eventChecks + leaseChecks + expiryChecks + inputChecks + concurrencyChecks
     }
 }
 

@@ -96,7 +96,7 @@ extension SessionStorageConformance {
                 try await expectError(.sessionNotFound, "recentEvents") { try await storage.recentEvents(in: .generate(), limit: 1) }
             },
             Check("a stream's events after any position, stored or not") { context in
-                let storage = try await context.storage(SessionLimits(maxEventsPerSession: 6))
+                let storage = try await context.storage(SessionPolicy(maxEventsPerSession: 6))
                 let session = try await storage.createSession()
                 let events = try await append(8, to: session.id, streams: [streamA, streamB], in: storage)  // a b a b…, 2 trimmed
                 let onA = events.filter { $0.stream == streamA }
@@ -108,7 +108,7 @@ extension SessionStorageConformance {
                 try await expectError(.sessionNotFound, "events(stream:after:)") { try await storage.events(in: .generate(), stream: streamA, after: 0, limit: nil) }
             },
             Check("one event by id: its stream and data; nil when trimmed or never stored") { context in
-                let storage = try await context.storage(SessionLimits(maxEventsPerSession: 4))
+                let storage = try await context.storage(SessionPolicy(maxEventsPerSession: 4))
                 let session = try await storage.createSession()
                 let other = try await storage.createSession()
                 let events = try await append(6, to: session.id, streams: [streamA, streamB], in: storage)
@@ -130,7 +130,7 @@ extension SessionStorageConformance {
                 try expectEqual(try await storage.recentEvents(in: session.id, limit: 0), [], "zero limit")
             },
             Check("retention keeps the newest events and ids keep rising") { context in
-                let storage = try await context.storage(SessionLimits(maxEventsPerSession: 5))
+                let storage = try await context.storage(SessionPolicy(maxEventsPerSession: 5))
                 let session = try await storage.createSession()
                 let events = try await append(12, to: session.id, streams: [streamA], in: storage)
                 let kept = try await storage.recentEvents(in: session.id, limit: 100)
@@ -141,7 +141,7 @@ extension SessionStorageConformance {
                 try expectEqual(try await storage.events(in: session.id, after: events[3].id), [], "replay from a trimmed cursor")
             },
             Check("retention is per session") { context in
-                let storage = try await context.storage(SessionLimits(maxEventsPerSession: 3))
+                let storage = try await context.storage(SessionPolicy(maxEventsPerSession: 3))
                 let busy = try await storage.createSession()
                 let quiet = try await storage.createSession()
                 _ = try await append(2, to: quiet.id, streams: [streamA], in: storage)
@@ -158,7 +158,7 @@ extension SessionStorageConformance {
                 try expectEqual(try await storage.deleteEvents(in: session.id, before: events[4].id), 0, "second delete")
             },
             Check("an oversized event is limitExceeded and stores nothing") { context in
-                let storage = try await context.storage(SessionLimits(maxEventBytes: 100))
+                let storage = try await context.storage(SessionPolicy(maxEventBytes: 100))
                 let session = try await storage.createSession()
                 try await expectError(.limitExceeded, "big event") {
                     try await storage.appendEvent(NewEvent(stream: streamA, data: .string(String(repeating: "x", count: 200))), to: session.id)

@@ -15,7 +15,7 @@ extension SessionStorageConformance {
                 try expectEqual(try await storage.eventCount(), 0, "events of expired sessions")
             },
             Check("expiry keeps sessions active after the cutoff") { context in
-                let storage = try await context.storage(SessionLimits(activityWriteInterval: .zero))
+                let storage = try await context.storage(SessionPolicy(activityWriteInterval: .zero))
                 let idle = try await storage.createSession()
                 let active = try await storage.createSession()
                 let cutoff = Date().addingTimeInterval(60)
@@ -34,9 +34,9 @@ extension SessionStorageConformance {
                 try expect(loaded.lastActivity >= beforeWrite.addingTimeInterval(-0.002), "lastActivity \(loaded.lastActivity) not moved by a write at \(beforeWrite)")
             },
             Check("the cleanup service expires sessions past the TTL") { context in
-                let storage = try await context.storage()
+                let storage = try await context.storage(SessionPolicy(sessionTTL: .seconds(60)))
                 let session = try await storage.createSession()
-                let service = SessionCleanupService(storage: storage, ttl: .seconds(60), interval: .seconds(1))
+                let service = SessionCleanupService(storage: storage)
                 try expectEqual(try await service.runOnce(), [], "pass before the TTL")
                 try expectEqual(try await service.runOnce(now: Date().addingTimeInterval(61)), [session.id], "pass after the TTL")
             },
@@ -60,7 +60,7 @@ extension SessionStorageConformance {
                     _ = try await storage.createSession(id: id, NewSession(state: ["k": .string(text)]))
                     try expectEqual(try await storage.stateValue(forKey: "k", in: id), .string(text), "state under id \(text)")
                 }
-                try expectEqual(Set(try await storage.listSessions().map(\.rawValue)), Set(texts), "listed ids")
+                try expectEqual(Set(try await storage.allSessionIDs().map(\.rawValue)), Set(texts), "listed ids")
                 try expect(try await storage.session(try SessionID(validating: "%")) == nil, "a LIKE wildcard id matched another session")
             },
             Check("keys: empty and NUL are invalidInput, too long is limitExceeded, odd ones work") { context in
@@ -69,7 +69,7 @@ extension SessionStorageConformance {
                 try await expectError(.invalidInput, "empty key") { try await storage.setState(1, forKey: "", in: session.id) }
                 try await expectError(.invalidInput, "NUL key") { try await storage.setState(1, forKey: "a\0b", in: session.id) }
                 try await expectError(.limitExceeded, "long key") {
-                    try await storage.setState(1, forKey: String(repeating: "k", count: 257), in: session.id)
+                    try await storage.setState(1, forKey: String(repeating: "k", count: storage.policy.maxKeyBytes + 1), in: session.id)
                 }
                 try await expectError(.invalidInput, "empty key read") { try await storage.stateValue(forKey: "", in: session.id) }
                 let odd = [#"it's "quoted""#, "日本語", "a.b[0]", "$.path", "%_"]
@@ -167,7 +167,7 @@ extension SessionStorageConformance {
             // Backends may run concurrent writes of different sessions as one statement or
             // transaction: each write must still land once, and a refused one fail alone.
             Check("parallel state writes over many sessions: each lands once, a refused one fails alone") { context in
-                let storage = try await context.storage(SessionLimits(maxStateBytesPerSession: 200))
+                let storage = try await context.storage(SessionPolicy(maxStateBytesPerSession: 200))
                 var sessions: [SessionID] = []
                 for _ in 0..<8 { sessions.append(try await storage.createSession().id) }
                 let full = try await storage.createSession().id
@@ -188,7 +188,7 @@ extension SessionStorageConformance {
                 try expectEqual(try await storage.session(full)?.state.keys.sorted(), ["big"], "the full session's keys")
             },
             Check("parallel appends over many sessions: ids rise per session, every field survives, retention holds") { context in
-                let storage = try await context.storage(SessionLimits(maxEventsPerSession: 4))
+                let storage = try await context.storage(SessionPolicy(maxEventsPerSession: 4))
                 var sessions: [SessionID] = []
                 for _ in 0..<8 { sessions.append(try await storage.createSession().id) }
                 let missing = SessionID.generate()

@@ -130,12 +130,45 @@ extension SessionStorageConformance {
                     ids.insert(session.id)
                     for _ in 0..<index { _ = try await storage.appendEvent(NewEvent(stream: .standalone, data: 1), to: session.id) }
                 }
-                try expectEqual(Set(try await storage.listSessions()), ids, "listed ids")
+                try expectEqual(Set(try await storage.allSessionIDs()), ids, "listed ids")
                 try expectEqual(try await storage.sessionCount(), 5, "session count")
                 try expectEqual(try await storage.eventCount(), 10, "event count")
             },
+            Check("the version alone reads as the session's, and nil for a missing one") { context in
+                let storage = try await context.storage()
+                let session = try await storage.createSession()
+                try expectEqual(try await storage.sessionVersion(session.id), 1, "after create")
+                let version = try await storage.setState(1, forKey: "k", in: session.id)
+                try expectEqual(try await storage.sessionVersion(session.id), version, "after a write")
+                try expectEqual(try await storage.currentSession(session.id)?.version, version, "the current session")
+                try expectEqual(try await storage.sessionVersion(.generate()), nil, "a missing session")
+                try expectEqual(try await storage.currentSession(.generate()), nil, "a missing session, current")
+            },
+            Check("listing pages through every session once, in a stable order") { context in
+                let storage = try await context.storage()
+                var ids: Set<SessionID> = []
+                for _ in 0..<7 { ids.insert(try await storage.createSession().id) }
+                var listed: [SessionID] = []
+                var pages: [Int] = []
+                var cursor: SessionID?
+                while pages.count < 10 {
+                    let page = try await storage.listSessions(after: cursor, limit: 3)
+                    pages.append(page.count)
+                    listed += page
+                    guard page.count == 3, let last = page.last else { break }
+                    cursor = last
+                }
+                try expectEqual(pages, [3, 3, 1], "page sizes")
+                try expectEqual(Set(listed), ids, "listed ids")
+                try expectEqual(listed.count, ids.count, "ids listed once each")
+                try expectEqual(try await storage.listSessions(after: nil, limit: 7), listed, "one page of all, in the same order")
+                // A cursor whose session is gone still pages on.
+                try await storage.deleteSession(listed[2])
+                try expectEqual(try await storage.listSessions(after: listed[2], limit: 10), Array(listed[3...]), "after a deleted cursor")
+                try expectEqual(try await storage.listSessions(after: listed[6], limit: 3), [], "after the last")
+            },
             Check("touch moves lastActivity without raising the version") { context in
-                let storage = try await context.storage(SessionLimits(activityWriteInterval: .zero))
+                let storage = try await context.storage(SessionPolicy(activityWriteInterval: .zero))
                 let session = try await storage.createSession()
                 let later = session.lastActivity.addingTimeInterval(60)
                 try await storage.touchSession(session.id, at: later)
@@ -144,7 +177,7 @@ extension SessionStorageConformance {
                 try expectEqual(loaded.version, 1, "version after touch")
             },
             Check("touch within the activity interval writes nothing") { context in
-                let storage = try await context.storage(SessionLimits(activityWriteInterval: .seconds(30)))
+                let storage = try await context.storage(SessionPolicy(activityWriteInterval: .seconds(30)))
                 let session = try await storage.createSession()
                 try await storage.touchSession(session.id, at: session.lastActivity.addingTimeInterval(10))
                 try expectClose(try require(try await storage.session(session.id), "loaded").lastActivity, session.lastActivity, "lastActivity after early touch")

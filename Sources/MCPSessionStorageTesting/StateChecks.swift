@@ -95,7 +95,7 @@ extension SessionStorageConformance {
                 try expectEqual(versions, [1, 2, 3, 4, 5], "versions")
             },
             Check("an oversized state value is limitExceeded and writes nothing") { context in
-                let storage = try await context.storage(SessionLimits(maxStateValueBytes: 100))
+                let storage = try await context.storage(SessionPolicy(maxStateValueBytes: 100))
                 let session = try await storage.createSession(NewSession(state: ["k": "old"]))
                 try await expectError(.limitExceeded, "big value") {
                     try await storage.setState(.string(String(repeating: "x", count: 200)), forKey: "k", in: session.id)
@@ -109,7 +109,7 @@ extension SessionStorageConformance {
                 try expectEqual(try await storage.sessionCount(), 1, "sessions after refused create")
             },
             Check("the per-session state total is enforced, counting replacements once") { context in
-                let storage = try await context.storage(SessionLimits(maxStateBytesPerSession: 100))
+                let storage = try await context.storage(SessionPolicy(maxStateBytesPerSession: 100))
                 let session = try await storage.createSession()
                 let forty = JSONValue.string(String(repeating: "a", count: 38))  // 40 bytes as JSON, plus a 1-byte key
                 try await storage.setState(forty, forKey: "a", in: session.id)
@@ -123,15 +123,20 @@ extension SessionStorageConformance {
                 try await storage.setState(forty, forKey: "c", in: session.id)  // room again
                 try expectEqual(try await storage.session(session.id)?.state.keys.sorted(), ["b", "c"], "keys after removal")
             },
-            Check("a value just under the limit round-trips whole") { context in
+            Check("a value at the size limit round-trips whole") { context in
                 let storage = try await context.storage()
                 let session = try await storage.createSession()
-                let big = JSONValue.string(String(repeating: "0123456789", count: 50_000))
+                // As large as the backend says it takes: a JSON string of exactly the limit.
+                let limit = storage.policy.maxStateValueBytes
+                let big = JSONValue.string(String(String(repeating: "0123456789", count: limit / 10 + 1).prefix(limit - 2)))
                 try await storage.setState(big, forKey: "big", in: session.id)
-                try expectEqual(try await storage.stateValue(forKey: "big", in: session.id), big, "500 kB value")
+                try expectEqual(try await storage.stateValue(forKey: "big", in: session.id), big, "\(limit)-byte value")
+                try await expectError(.limitExceeded, "one byte more") {
+                    try await storage.setState(.string(String(repeating: "x", count: limit - 1)), forKey: "bigger", in: session.id)
+                }
             },
             Check("update enforces the state limits too") { context in
-                let storage = try await context.storage(SessionLimits(maxStateBytesPerSession: 50))
+                let storage = try await context.storage(SessionPolicy(maxStateBytesPerSession: 50))
                 var session = try await storage.createSession()
                 session.state = ["a": .string(String(repeating: "a", count: 30)), "b": .string(String(repeating: "b", count: 30))]
                 try await expectError(.limitExceeded, "update past the total") { try await storage.updateSession(session) }

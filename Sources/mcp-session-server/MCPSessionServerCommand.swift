@@ -72,9 +72,8 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
             storage: try StorageSpec(parsing: storage), bus: try BusSpec(parsing: bus), busGap: busGap.map { .milliseconds($0) }, cache: cache == .lru,
             maxEntries: cacheMaxEntries, maxBytes: cacheMaxBytes, sessionTTL: .seconds(sessionTTL), logger: logger)
 
-        var serverConfiguration = MCPServer.Configuration()
-        serverConfiguration.sessionTTL = .seconds(sessionTTL)
-        let server = MCPServer(storage: stack.storage, bus: stack.bus, configuration: serverConfiguration, logger: logger)
+        let serverConfiguration = MCPServer.Configuration()
+        let server = MCPServer(stack: stack.stack, configuration: serverConfiguration, logger: logger)
         server.register(DemoTools.all)
 
         let router = Router()
@@ -95,7 +94,8 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
         // Shutdown runs in reverse: the server closes its streams before the HTTP server drains,
         // and storage stops last.
         let group = ServiceGroup(
-            services: stack.services + [app, server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: stack.stack.services + [app, server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
+        logger.info("stopped")
     }
 }

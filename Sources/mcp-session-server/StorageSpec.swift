@@ -38,14 +38,15 @@ enum BusSpec: Equatable {
         default: throw ValidationError("--bus \(text.prefix(64)): expected auto, none or postgres://USER[:PASS]@HOST[:PORT]/DB")
         }
     }
+}
 
-    /// The PostgreSQL database to carry changes on, if any: `auto` means the storage's own
-    /// database when it is PostgreSQL, otherwise none.
-    func resolved(for storage: StorageSpec) -> String? {
-        switch (self, storage) {
-        case (.auto, .postgres(let url)): url
-        case (.auto, _), (.none, _): nil
-        case (.postgres(let url), _): url
+extension StorageSpec {
+    /// The storage's kind and place, without credentials.
+    var name: String {
+        switch self {
+        case .memory: "memory"
+        case .sqlite(let path): "sqlite \(path)"
+        case .postgres(let url): "postgres \(url.split(separator: "@").last.map(String.init) ?? "")"
         }
     }
 }

@@ -6,16 +6,48 @@ import MCPSessionStorage
 import MCPSessionStorageSQLite
 import Testing
 
-/// The README's "Your own server" example, compiled and run (without the service group).
+/// The examples the README and the guides show: each shown block is the example file itself
+/// (which the build compiles and the end-to-end tests run), and the server example's tool works.
 @Suite("README example")
 struct ReadmeExampleTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// Every code block preceded by `<!-- example: PATH -->` in the README and the guides,
+    /// with its path.
+    static func shownExamples() throws -> [(document: String, path: String, code: String)] {
+        let documents = ["README.md"] + (try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("Docs").path))
+            .filter { $0.hasSuffix(".md") }.map { "Docs/" + $0 }
+        var examples: [(String, String, String)] = []
+        for document in documents {
+            let lines = try String(contentsOf: root.appendingPathComponent(document), encoding: .utf8).components(separatedBy: "\n")
+            for (index, line) in lines.enumerated() where line.hasPrefix("<!-- example: ") {
+                let path = String(line.dropFirst("<!-- example: ".count).dropLast(" -->".count))
+                guard index + 1 < lines.count, lines[index + 1].hasPrefix("```") else { continue }
+                let body = lines[(index + 2)...].prefix { !$0.hasPrefix("```") }
+                examples.append((document, path, body.joined(separator: "\n") + "\n"))
+            }
+        }
+        return examples
+    }
+
+    @Test("every example the documents show is, word for word, a file the build compiles")
+    func shownExamplesAreTheFiles() throws {
+        let examples = try Self.shownExamples()
+        #expect(examples.contains { $0.path == "Examples/QuickStart/main.swift" })
+        #expect(examples.contains { $0.path == "Examples/GreetServer/main.swift" })
+        for example in examples {
+            let file = try String(contentsOf: Self.root.appendingPathComponent(example.path), encoding: .utf8)
+            #expect(example.code == file, "\(example.document) shows \(example.path) differently from the file")
+        }
+    }
+
     struct Greet: Decodable, Sendable { var name: String }
 
     @Test("the greet tool counts greetings in the session's state")
     func greet() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("readme-\(UUID()).db").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        // From the README:
+        // As in Examples/GreetServer/main.swift:
         let storage = try SQLiteSessionStorage(configuration: .init(path: path))
         let server = MCPServer(storage: storage)
         server.register(
@@ -28,7 +60,8 @@ struct ReadmeExampleTests {
             })
         let router = Router()
         server.addRoutes(to: router)
-        // (The README runs `Application(router:)` and `server` in a ServiceGroup.)
+        // (The example runs the stack's services, `Application(router:)` and `server` in a
+        // ServiceGroup; the end-to-end tests run it as a process.)
         try await Application(router: router).test(.router) { client in
             let session = try await client.newSession()
             for expected in 1...2 {

@@ -164,9 +164,9 @@ struct ServerProtocolTests {
 
     @Test("a value over the storage's limit is the tool's error, and nothing is stored")
     func oversizedValue() async throws {
-        var limits = SessionLimits()
-        limits.maxStateValueBytes = 100
-        let small = InMemorySessionStorage(configuration: .init(limits: limits))
+        var policy = SessionPolicy()
+        policy.maxStateValueBytes = 100
+        let small = InMemorySessionStorage(configuration: .init(policy: policy))
         try await makeApp(MCPServer(storage: small)).test(.router) { client in
             let session = try await client.newSession()
             let big = "\"" + String(repeating: "x", count: 900) + "\""
@@ -234,10 +234,9 @@ struct ServerClusterTests {
         configuration.pollInterval = .seconds(3600)  // only the bus can wake the resumed stream in time
         configuration.keepAliveInterval = .seconds(3600)
         func instance(_ name: String) -> (MCPServer, [any Service]) {
-            let fanout = ChangeBusFanout(InProcessChangeBus(hub: hub, instanceID: name))
-            let tiered = TieredSessionStorage(durable: durable, bus: fanout)
-            let server = MCPServer(storage: tiered, bus: fanout, configuration: configuration)
-            return (server, [fanout, tiered, server])
+            let bus = InProcessChangeBus(hub: hub, instanceID: name)
+            let server = MCPServer(stack: SessionStack(durable: durable, bus: bus), configuration: configuration)
+            return (server, [server])
         }
         let (a, servicesA) = instance("a")
         let (b, servicesB) = instance("b")

@@ -1,98 +1,26 @@
 import Foundation
-import Logging
-import MCPSessionStorage
+@_spi(Backend) import MCPSessionStorage
 import Testing
 
 @testable import MCPSessionStoragePostgres
 
-@Suite("PostgreSQL change bus payloads")
+@Suite("PostgreSQL change bus")
 struct ChangeBusPayloadTests {
-    @Test("queued changes pack into NOTIFY payloads under 7000 bytes, numbered without gaps")
-    func packing() throws {
-        var sequence: UInt64 = 0
-        let longID = try SessionID(validating: String(repeating: "x", count: 128))
-        let stream = try StreamID(validating: String(repeating: "s", count: 256))
-        let changes = (0..<200).map { index -> SessionChange in
-            index % 2 == 0 ? .eventAppended(longID, stream: stream, eventID: Int64(index)) : .sessionChanged(longID, version: Int64(index))
-        }
-        let first = ChangeEmitter.payloads(for: changes, origin: "packer", sequence: &sequence)
-        let second = ChangeEmitter.payloads(for: Array(changes.prefix(3)), origin: "packer", sequence: &sequence)
-        #expect(first.count > 1)
-        for payload in first + second { #expect(payload.utf8.count <= ChangeEmitter.maxPayload) }
-        let messages = (first + second).flatMap { $0.split(separator: "\n") }.compactMap(ChangeMessageText.decode)
-        #expect(messages.count == 203)
-        #expect(messages.map(\.sequence) == Array(1...203))
-        #expect(messages.prefix(200).map(\.change) == changes)
-    }
-
     @Test("changes that pile up while nothing can send are dropped past the cap, and their numbers skipped")
     func overflow() async throws {
         // Never run: nothing drains the queue, as when the database is unreachable.
         let bus = try PostgresChangeBus(configuration: try .init(url: "postgres://u@127.0.0.1/db"), instanceID: "stuck", minimumGap: .zero)
         let id = try SessionID(validating: "s")
-        for version in 1...(ChangeEmitter.maxQueued + 1) { await bus.publish(.sessionChanged(id, version: Int64(version))) }
-        await bus.publish(.sessionDeleted(id))
-        guard case .send(let payloads) = bus.emitter.next() else {
+        for version in 1...(ChangeEmitter.maxQueued + 1) { bus.publish(.changed(id, version: Int64(version))) }
+        bus.publish(.deleted(id))
+        guard case .send(let payloads) = bus.changes.next() else {
             Issue.record("nothing to send")
             return
         }
         let messages = payloads.flatMap { $0.split(separator: "\n") }.compactMap(ChangeMessageText.decode)
         // The first maxQueued were dropped unsent, so the next messages sent show the hole.
-        #expect(messages.map(\.change) == [.sessionChanged(id, version: Int64(ChangeEmitter.maxQueued) + 1), .sessionDeleted(id)])
-        #expect(messages.first?.sequence == UInt64(ChangeEmitter.maxQueued) + 1)
-    }
-
-    @Test("with a gap, a write carries its change only when the bus was quiet for the gap, and the queue along with it")
-    func carrying() throws {
-        let emitter = ChangeEmitter(channel: "c", origin: "me", attached: true, minimumGap: .seconds(3600), logger: Logger(label: "test"))
-        let id = try SessionID(validating: "s")
-        // Quiet since it was made: the first write goes inline, and nothing is queued to carry.
-        let first = try #require(emitter.claim(carrying: true))
-        #expect(first.lines.isEmpty)
-        // Within the gap: written plainly, the changes queue for the sender, merged.
-        #expect(emitter.claim(carrying: true) == nil)
-        emitter.enqueue([.sessionChanged(id, version: 2), .sessionChanged(id, version: 3)])
-        guard case .wait = emitter.next() else {
-            Issue.record("the sender should wait out the gap")
-            return
-        }
-        #expect(ChangeEmitter(channel: "c", origin: "me", attached: false, minimumGap: .zero, logger: Logger(label: "test")).claim(carrying: true) == nil)
-    }
-
-    @Test("a write past the gap carries the queue numbered (a batch, which cannot, waits); if it sends nothing the queue comes back under the same numbers")
-    func unclaiming() throws {
-        let emitter = ChangeEmitter(channel: "c", origin: "me", attached: true, minimumGap: .milliseconds(1), logger: Logger(label: "test"))
-        let id = try SessionID(validating: "s")
-        emitter.enqueue([.sessionChanged(id, version: 2), .eventsDeleted(id)])
-        Thread.sleep(forTimeInterval: 0.005)
-        // A batch cannot carry the queue, so it leaves the NOTIFY to a write that can.
-        #expect(emitter.claim(carrying: false) == nil)
-        let claim = try #require(emitter.claim(carrying: true))
-        let carried = claim.lines.split(separator: "\n").compactMap(ChangeMessageText.decode)
-        #expect(carried.map(\.sequence) == [1, 2])
-        #expect(carried.map(\.change) == [.sessionChanged(id, version: 2), .eventsDeleted(id)])
-        #expect(claim.lines.hasSuffix("\n"))
-        emitter.unclaim(claim)
-        Thread.sleep(forTimeInterval: 0.005)
-        guard case .send(let payloads) = emitter.next() else {
-            Issue.record("the queue was not given back")
-            return
-        }
-        #expect(payloads.flatMap { $0.split(separator: "\n") }.compactMap(ChangeMessageText.decode) == carried)
-
-        // Numbers handed out after a claim cannot be taken back: they stay skipped.
-        emitter.enqueue([.sessionDeleted(id)])
-        Thread.sleep(forTimeInterval: 0.005)
-        let stale = try #require(emitter.claim(carrying: true))
-        emitter.enqueue([.sessionChanged(id, version: 9)])
-        Thread.sleep(forTimeInterval: 0.005)
-        guard case .send(let later) = emitter.next() else {
-            Issue.record("nothing to send")
-            return
-        }
-        emitter.unclaim(stale)
-        #expect(later.flatMap { $0.split(separator: "\n") }.compactMap(ChangeMessageText.decode).map(\.sequence) == [4])
-        #expect(emitter.next() == .idle)
+        #expect(messages.map(\.change) == [.changed(id, version: Int64(ChangeEmitter.maxQueued) + 1), .deleted(id)])
+        #expect(messages.first?.delivery == .sequenced(UInt64(ChangeEmitter.maxQueued) + 1))
     }
 
     @Test("names that would break SQL or messages are refused")

@@ -59,7 +59,8 @@ struct ClusterTests {
     func cluster(_ count: Int, mode: String = "attached") throws -> (nodes: [ClusterNode], schema: String, channel: String) {
         let schema = PostgresTestEnvironment.freshSchema()
         let channel = "c" + schema
-        let nodes = try (0..<count).map { try ClusterNode(schema: schema, channel: channel, instance: "node\($0)", mode: mode) }
+        // Instance names unique to the test, so its listeners can be told apart in pg_stat_activity.
+        let nodes = try (0..<count).map { try ClusterNode(schema: schema, channel: channel, instance: "\(schema)-node\($0)", mode: mode) }
         return (nodes, schema, channel)
     }
 
@@ -80,7 +81,7 @@ struct ClusterTests {
 
     @Test("killing the listener's backend flushes the front, and the instance recovers")
     func listenerKilled() async throws {
-        let (nodes, schema, channel) = try cluster(2)
+        let (nodes, schema, _) = try cluster(2)
         let (writer, reader) = (nodes[0], nodes[1])
         try writer.send("create s1")
         try writer.send("set s1 k 1")
@@ -88,7 +89,7 @@ struct ClusterTests {
 
         let admin = try PostgresTestEnvironment.storage(schema: schema)
         let killed = try await admin.client.query(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'mcp-bus-node1' AND query LIKE \("%" + channel + "%")")
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = \("mcp-bus-\(schema)-node1")")
         for try await count in killed.decode(Int64.self) { #expect(count == 1) }
 
         // The write lands while the reader has no listener: its notification is lost to it.
@@ -125,7 +126,7 @@ struct ClusterTests {
 struct TieredPostgresConformanceTests {
     @Test("conformance", arguments: SessionStorageConformance.checks)
     func conformance(_ check: SessionStorageConformance.Check) async throws {
-        try await check.run { limits in TieredSessionStorage(durable: try PostgresTestEnvironment.storage(limits: limits)) }
+        try await check.run { policy in TieredSessionStorage(durable: try PostgresTestEnvironment.storage(policy: policy)) }
     }
 }
 
@@ -134,19 +135,19 @@ struct AttachedBusConformanceTests {
     /// Every write then runs its NOTIFY variant; the contract must hold all the same.
     @Test("conformance of the storage and of the tier over it", arguments: SessionStorageConformance.checks)
     func conformance(_ check: SessionStorageConformance.Check) async throws {
-        try await check.run { limits in
-            let durable = try PostgresTestEnvironment.storage(limits: limits)
-            _ = try PostgresChangeBus(attachedTo: durable, channel: "conformance_unheard")
-            return durable
+        try await check.run { policy in
+            // Nobody listens on this channel: the statements run, the messages go nowhere.
+            try PostgresTestEnvironment.storage(policy: policy, changes: try ChangeEmitter(channel: "conformance_unheard"))
         }
         // With a gap, most writes queue their changes after committing instead.
         for gap in [Duration.zero, .milliseconds(10)] {
-            try await check.run { limits in
-                let durable = try PostgresTestEnvironment.storage(limits: limits)
-                let bus = try PostgresChangeBus(attachedTo: durable, channel: "c" + durable.configuration.schema, minimumGap: gap)
+            try await check.run { policy in
+                let schema = PostgresTestEnvironment.freshSchema()
+                let changes = try ChangeEmitter(channel: "c" + schema, minimumGap: gap)
+                let durable = try PostgresTestEnvironment.storage(policy: policy, schema: schema, changes: changes)
+                let bus = try PostgresChangeBus(configuration: durable.configuration, changes: changes)
                 let tiered = TieredSessionStorage(durable: durable, bus: bus)
                 PostgresTestEnvironment.keepRunning { await bus.run() }
-                PostgresTestEnvironment.keepRunning { try? await tiered.run() }
                 for _ in 0..<500 where !tiered.isFrontEnabled { try await Task.sleep(for: .milliseconds(10)) }
                 return tiered
             }
@@ -163,13 +164,13 @@ struct BatchedNotifyTests {
     func batchedChangesArrive(gapMilliseconds: Int) async throws {
         let schema = PostgresTestEnvironment.freshSchema()
         func instance(_ name: String) async throws -> TieredSessionStorage {
-            let durable = try PostgresTestEnvironment.storage(schema: schema)
-            let bus = try PostgresChangeBus(attachedTo: durable, channel: "c" + schema, instanceID: name, minimumGap: .milliseconds(gapMilliseconds))
+            let changes = try ChangeEmitter(instanceID: name, channel: "c" + schema, minimumGap: .milliseconds(gapMilliseconds))
+            let durable = try PostgresTestEnvironment.storage(schema: schema, changes: changes)
+            let bus = try PostgresChangeBus(configuration: durable.configuration, changes: changes)
             var configuration = TieredSessionStorage.Configuration()
             configuration.maxAge = .seconds(3600)  // only the bus can drop b's copies in time
             let tiered = TieredSessionStorage(durable: durable, front: configuration, bus: bus)
             PostgresTestEnvironment.keepRunning { await bus.run() }
-            PostgresTestEnvironment.keepRunning { try? await tiered.run() }
             while !tiered.isFrontEnabled { try await Task.sleep(for: .milliseconds(10)) }
             return tiered
         }
@@ -188,7 +189,7 @@ struct BatchedNotifyTests {
             try await group.waitForAll()
         }
         // Each session's change drops b's copy; b then reads the new value.
-        while sessions.contains(where: { b.front.session($0) != nil }) { try await Task.sleep(for: .milliseconds(5)) }
+        while sessions.contains(where: { b.isCached($0) }) { try await Task.sleep(for: .milliseconds(5)) }
         for id in sessions { #expect(try await b.stateValue(forKey: "k", in: id) == "new") }
     }
 }

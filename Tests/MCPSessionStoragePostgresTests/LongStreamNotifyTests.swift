@@ -8,8 +8,8 @@ struct LongStreamNotifyTests {
     /// request id may be up to 256 bytes of JSON, and its stream id rides in each change.
     @Test("concurrent appends on streams named by 256-byte request ids all succeed")
     func longStreamsInOneBatch() async throws {
-        let durable = try PostgresTestEnvironment.storage()
-        _ = try PostgresChangeBus(attachedTo: durable, channel: "c" + durable.configuration.schema)
+        let schema = PostgresTestEnvironment.freshSchema()
+        let durable = try PostgresTestEnvironment.storage(schema: schema, changes: try ChangeEmitter(channel: "c" + schema))
         var sessions: [SessionID] = []
         for _ in 0..<96 { sessions.append(try await durable.createSession().id) }
         let stream = try StreamID.request(.string(String(repeating: "x", count: 254)))

@@ -8,7 +8,7 @@ import Testing
 struct PostgresConformanceTests {
     @Test("conformance", arguments: SessionStorageConformance.checks)
     func conformance(_ check: SessionStorageConformance.Check) async throws {
-        try await check.run { limits in try PostgresTestEnvironment.storage(limits: limits) }
+        try await check.run { policy in try PostgresTestEnvironment.storage(policy: policy) }
     }
 
     @Test("two storages with separate clients write one session concurrently and lose nothing")
@@ -55,8 +55,8 @@ struct PostgresConformanceTests {
 
     @Test("state limits past PostgreSQL's integer sizes are refused when the storage is made, not trapped on later")
     func limitsFitInt4() throws {
-        for limits in [SessionLimits(maxStateBytesPerSession: 3 << 30), SessionLimits(maxStateValueBytes: Int(Int32.max))] {
-            #expect(throws: SessionStorageError.self) { try PostgresTestEnvironment.storage(limits: limits) }
+        for policy in [SessionPolicy(maxStateBytesPerSession: 3 << 30), SessionPolicy(maxStateValueBytes: Int(Int32.max))] {
+            #expect(throws: SessionStorageError.self) { try PostgresTestEnvironment.storage(policy: policy) }
         }
     }
 

@@ -6,7 +6,7 @@ import Testing
 /// Stops and starts the separate `postgres-faults` server, so other tests keep their database.
 @Suite(
     "PostgreSQL outage", .serialized,
-    .enabled(if: PostgresTestEnvironment.isCI || PostgresTestEnvironment.reachable(PostgresTestEnvironment.faultsURL), PostgresTestEnvironment.skipReason))
+    .enabled(if: PostgresTestEnvironment.faults.shouldRun, Comment(rawValue: PostgresTestEnvironment.faults.skipReason)))
 struct PostgresOutageTests {
     @Test("calls fail promptly with unavailable while the server is down, and the same storage heals")
     func outage() async throws {

@@ -15,8 +15,8 @@ func temporaryDatabasePath() -> String {
 struct SQLiteConformanceTests {
     @Test("conformance", arguments: SessionStorageConformance.checks)
     func conformance(_ check: SessionStorageConformance.Check) async throws {
-        try await check.run { limits in
-            try SQLiteSessionStorage(configuration: .init(path: temporaryDatabasePath(), limits: limits))
+        try await check.run { policy in
+            try SQLiteSessionStorage(configuration: .init(path: temporaryDatabasePath(), policy: policy))
         }
     }
 
@@ -102,8 +102,8 @@ func sqlite3(_ path: String, _ sql: String) throws {
 struct TieredSQLiteConformanceTests {
     @Test("conformance", arguments: SessionStorageConformance.checks)
     func conformance(_ check: SessionStorageConformance.Check) async throws {
-        try await check.run { limits in
-            TieredSessionStorage(durable: try SQLiteSessionStorage(configuration: .init(path: temporaryDatabasePath(), limits: limits)))
+        try await check.run { policy in
+            TieredSessionStorage(durable: try SQLiteSessionStorage(configuration: .init(path: temporaryDatabasePath(), policy: policy)))
         }
     }
 }

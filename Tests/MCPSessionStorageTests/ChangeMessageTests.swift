@@ -9,11 +9,11 @@ struct ChangeMessageTests {
         let id = try SessionID(validating: "a|b|c")
         let stream = try StreamID(validating: "\"x|y\"")
         let changes: [SessionChange] = [
-            .sessionChanged(id, version: 42), .sessionDeleted(id), .eventsDeleted(id),
+            .changed(id, version: 42), .deleted(id), .eventsDeleted(id), .mayHaveChanged(id),
             .eventAppended(id, stream: stream, eventID: 7), .eventAppended(.generate(), stream: .standalone, eventID: Int64.max),
         ]
         for (index, change) in changes.enumerated() {
-            let message = ChangeMessage(origin: "instance-1", sequence: UInt64(index + 1), change: change)
+            let message = ChangeMessage(origin: "instance-1", delivery: index % 2 == 0 ? .sequenced(UInt64(index + 1)) : .transactional, change: change)
             let text = ChangeMessageText.encode(message)
             #expect(!text.contains("\n"))
             #expect(ChangeMessageText.decode(Substring(text)) == message)
@@ -21,7 +21,7 @@ struct ChangeMessageTests {
     }
 
     @Test("text that is not a message decodes to nil", arguments: [
-        "", "x|o|1|id", "c|o|notanumber|1|id", "c|o|1|v|id", "c|o|1|5|", "d|o|1|has space",
+        "", "x|o|1|id", "c|o|notanumber|1|id", "c|o||1|id", "c|o|+|1|id", "c|o|1|v|id", "c|o|1|5|", "d|o|1|has space",
         "e|o|1|7|99|short", "e|o|1|7|-1|x", "e|o|1|x|1|aid",
     ])
     func malformed(_ text: String) {
@@ -33,12 +33,12 @@ struct ChangeMessageTests {
         let (a, b) = (try SessionID(validating: "a"), try SessionID(validating: "b"))
         let (one, two) = (try StreamID.request(1), try StreamID.request(2))
         let merged = SessionChange.merging([
-            .sessionChanged(a, version: 3), .eventAppended(a, stream: one, eventID: 10), .sessionChanged(b, version: 1),
-            .sessionChanged(a, version: 5), .eventAppended(a, stream: two, eventID: 11), .sessionChanged(a, version: 4),
+            .changed(a, version: 3), .eventAppended(a, stream: one, eventID: 10), .changed(b, version: 1),
+            .changed(a, version: 5), .eventAppended(a, stream: two, eventID: 11), .changed(a, version: 4),
             .eventAppended(a, stream: one, eventID: 12),
         ])
         #expect(merged == [
-            .sessionChanged(b, version: 1), .eventAppended(a, stream: two, eventID: 11), .sessionChanged(a, version: 5),
+            .changed(b, version: 1), .eventAppended(a, stream: two, eventID: 11), .changed(a, version: 5),
             .eventAppended(a, stream: one, eventID: 12),
         ])
     }
@@ -47,7 +47,7 @@ struct ChangeMessageTests {
     func mergingAroundDeletes() throws {
         let (a, b) = (try SessionID(validating: "a"), try SessionID(validating: "b"))
         let changes: [SessionChange] = [
-            .sessionChanged(a, version: 7), .sessionDeleted(a), .sessionChanged(a, version: 1), .sessionChanged(b, version: 2),
+            .changed(a, version: 7), .deleted(a), .changed(a, version: 1), .changed(b, version: 2),
             .eventAppended(b, stream: .standalone, eventID: 3), .eventsDeleted(b), .eventAppended(b, stream: .standalone, eventID: 1),
         ]
         #expect(SessionChange.merging(changes) == changes)

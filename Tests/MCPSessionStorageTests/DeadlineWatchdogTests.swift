@@ -1,4 +1,4 @@
-import MCPSessionStorage
+@_spi(Backend) import MCPSessionStorage
 import Testing
 
 @Suite("Deadline watchdog")

@@ -6,7 +6,7 @@ import Testing
 struct InMemoryConformanceTests {
     @Test("conformance", arguments: SessionStorageConformance.checks)
     func conformance(_ check: SessionStorageConformance.Check) async throws {
-        try await check.run { limits in InMemorySessionStorage(configuration: .init(limits: limits)) }
+        try await check.run { policy in InMemorySessionStorage(configuration: .init(policy: policy)) }
     }
 
     @Test("the session cap is limitExceeded and frees up on delete")

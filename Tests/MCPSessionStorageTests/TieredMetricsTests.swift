@@ -1,5 +1,5 @@
 import Foundation
-import MCPSessionStorage
+@testable import MCPSessionStorage
 import Metrics
 import MetricsTestKit
 import Synchronization
@@ -26,7 +26,6 @@ struct TieredMetricsTests {
         let hub = InProcessChangeBus.Hub()
         let durable = CountingStorage(delay: .milliseconds(30))
         let tiered = TieredSessionStorage(durable: durable, front: configuration, bus: InProcessChangeBus(hub: hub, instanceID: "me"))
-        Task { try await tiered.run() }
         try await waitUntil { tiered.isFrontEnabled }
         let other = InProcessChangeBus(hub: hub, instanceID: "other")
 
@@ -36,7 +35,7 @@ struct TieredMetricsTests {
             try await group.waitForAll()
         }
         _ = try await tiered.session(id)  // a hit
-        await other.publish(.sessionChanged(id, version: 9))
+        other.publish(.changed(id, version: 9))
         try await waitUntil { tiered.front.count == 0 }
         hub.bounce()
         try await waitUntil { ((try? metrics.expectCounter("mcp_session_front_flushes", dimensions).totalValue) ?? 0) >= 3 }
@@ -54,9 +53,11 @@ struct TieredMetricsTests {
 struct CleanupServiceTests {
     @Test("run() expires idle sessions on its interval until cancelled")
     func runLoop() async throws {
-        let storage = InMemorySessionStorage()
+        var policy = SessionPolicy(sessionTTL: .zero)
+        policy.cleanupInterval = .milliseconds(20)
+        let storage = InMemorySessionStorage(configuration: .init(policy: policy))
         let expired = ExpiredIDs()
-        let service = SessionCleanupService(storage: storage, ttl: .zero, interval: .milliseconds(20)) { ids in expired.add(ids) }
+        let service = SessionCleanupService(storage: storage) { ids in expired.add(ids) }
         let id = try await storage.createSession().id
         let task = Task { try await service.run() }
         try await waitUntil { expired.contains(id) }

@@ -1,5 +1,5 @@
 import Foundation
-import MCPSessionStorage
+@testable import MCPSessionStorage
 import MCPSessionStorageTesting
 import Synchronization
 import Testing
@@ -8,15 +8,14 @@ import Testing
 struct TieredStorageTests {
     @Test("conformance over InMemory, no bus", arguments: SessionStorageConformance.checks)
     func conformance(_ check: SessionStorageConformance.Check) async throws {
-        try await check.run { limits in TieredSessionStorage(durable: InMemorySessionStorage(configuration: .init(limits: limits))) }
+        try await check.run { policy in TieredSessionStorage(durable: InMemorySessionStorage(configuration: .init(policy: policy))) }
     }
 
     @Test("conformance over InMemory with a running bus", arguments: SessionStorageConformance.checks)
     func conformanceWithBus(_ check: SessionStorageConformance.Check) async throws {
-        try await check.run { limits in
+        try await check.run { policy in
             let storage = TieredSessionStorage(
-                durable: InMemorySessionStorage(configuration: .init(limits: limits)), bus: InProcessChangeBus(hub: .init()))
-            Task { try await storage.run() }
+                durable: InMemorySessionStorage(configuration: .init(policy: policy)), bus: InProcessChangeBus(hub: .init()))
             try await waitUntil { storage.isFrontEnabled }
             return storage
         }
@@ -66,7 +65,7 @@ struct TieredStorageTests {
 
     @Test("a failed durable write leaves the front as it was")
     func failedWrite() async throws {
-        let durable = InMemorySessionStorage(configuration: .init(limits: SessionLimits(maxStateValueBytes: 10)))
+        let durable = InMemorySessionStorage(configuration: .init(policy: SessionPolicy(maxStateValueBytes: 10)))
         let tiered = TieredSessionStorage(durable: durable)
         let id = try await tiered.createSession(NewSession(state: ["k": "old"])).id
         await #expect(throws: SessionStorageError.self) { try await tiered.setState(.string(String(repeating: "x", count: 50)), forKey: "k", in: id) }
@@ -127,8 +126,6 @@ struct TieredBusTests {
         let durable = InMemorySessionStorage()
         let a = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "a"))
         let b = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "b"))
-        Task { try await a.run() }
-        Task { try await b.run() }
         try await waitUntil { a.isFrontEnabled && b.isFrontEnabled }
         return (a, b, hub)
     }
@@ -152,8 +149,6 @@ struct TieredBusTests {
         let hub = InProcessChangeBus.Hub()
         let a = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "a"))
         let b = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "b"))
-        Task { try await a.run() }
-        Task { try await b.run() }
         try await waitUntil { a.isFrontEnabled && b.isFrontEnabled }
         let id = try await a.createSession(NewSession(state: ["k": "old"])).id
         #expect(try await a.stateValue(forKey: "k", in: id) == "old")
@@ -166,6 +161,34 @@ struct TieredBusTests {
         try await waitUntil { b.front.entry(id) == nil }
         #expect(try await a.stateValue(forKey: "k", in: id) == "new")
         #expect(try await b.stateValue(forKey: "k", in: id) == "new")
+    }
+
+    @Test("a request's first read sees another instance's write even when its message is late or lost")
+    func currentSessionConfirmsTheVersion() async throws {
+        let durable = CountingStorage()
+        let hub = InProcessChangeBus.Hub()
+        let a = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "a"))
+        let b = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "b"))
+        let id = try await a.createSession(NewSession(state: ["k": "old"])).id
+        #expect(try await b.stateValue(forKey: "k", in: id) == "old")  // cached on b
+        hub.dropMessages(1)  // as if b's database connection had not heard of the write yet
+        try await a.setState("new", forKey: "k", in: id)
+        #expect(try await b.session(id)?.state["k"] == "old", "the plain read is a front hit, stale until the bus says otherwise")
+        let current = try #require(try await b.currentSession(id))
+        #expect(current.state["k"] == "new")
+        #expect(try await b.stateValue(forKey: "k", in: id) == "new", "the request's later reads hit the refreshed front")
+        // Current and cached: one version read, no session read.
+        let reads = durable.reads.load(ordering: .relaxed)
+        #expect(try await b.currentSession(id)?.version == current.version)
+        #expect(durable.reads.load(ordering: .relaxed) == reads)
+
+        var eventual = TieredSessionStorage.Configuration()
+        eventual.consistency = .eventual
+        let c = TieredSessionStorage(durable: durable, front: eventual, bus: InProcessChangeBus(hub: hub, instanceID: "c"))
+        #expect(try await c.currentSession(id)?.state["k"] == "new")
+        let versions = durable.versionReads.load(ordering: .relaxed)
+        _ = try await c.currentSession(id)
+        #expect(durable.versionReads.load(ordering: .relaxed) == versions, "eventual: no version read")
     }
 
     @Test("a gap in an origin's sequence flushes the front")
@@ -216,6 +239,7 @@ final class CountingStorage: SessionStorage {
     let inner = InMemorySessionStorage()
     let reads = Atomic<Int>(0)
     let eventReads = Atomic<Int>(0)
+    let versionReads = Atomic<Int>(0)
     /// Writes commit, then fail as `unavailable`: a connection lost before the answer arrived.
     let loseAnswers = Atomic<Bool>(false)
     let delay: Duration
@@ -228,7 +252,7 @@ final class CountingStorage: SessionStorage {
         self.delayAfterRead = delayAfterRead
     }
 
-    var limits: SessionLimits { inner.limits }
+    var policy: SessionPolicy { inner.policy }
 
     func session(_ id: SessionID) async throws(SessionStorageError) -> SessionInfo? {
         if delayAfterRead {
@@ -242,6 +266,11 @@ final class CountingStorage: SessionStorage {
         return try await inner.session(id)
     }
 
+    func sessionVersion(_ id: SessionID) async throws(SessionStorageError) -> Int64? {
+        versionReads.add(1, ordering: .relaxed)
+        return try await inner.sessionVersion(id)
+    }
+
     func events(in id: SessionID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
         eventReads.add(1, ordering: .relaxed)
         return try await inner.events(in: id, after: eventID, limit: limit)
@@ -251,7 +280,9 @@ final class CountingStorage: SessionStorage {
     func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo { try await inner.updateSession(session) }
     func touchSession(_ id: SessionID, at now: Date) async throws(SessionStorageError) { try await inner.touchSession(id, at: now) }
     func deleteSession(_ id: SessionID) async throws(SessionStorageError) -> Bool { try await inner.deleteSession(id) }
-    func listSessions() async throws(SessionStorageError) -> [SessionID] { try await inner.listSessions() }
+    func listSessions(after cursor: SessionID?, limit: Int) async throws(SessionStorageError) -> [SessionID] {
+        try await inner.listSessions(after: cursor, limit: limit)
+    }
     func stateValue(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> JSONValue? {
         reads.add(1, ordering: .relaxed)
         return try await inner.stateValue(forKey: key, in: id)
@@ -263,6 +294,14 @@ final class CountingStorage: SessionStorage {
     }
     func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 { try await inner.removeState(forKey: key, in: id) }
     func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent { try await inner.appendEvent(event, to: id) }
+    func events(in id: SessionID, stream: StreamID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
+        eventReads.add(1, ordering: .relaxed)
+        return try await inner.events(in: id, stream: stream, after: eventID, limit: limit)
+    }
+    func event(_ eventID: Int64, in id: SessionID) async throws(SessionStorageError) -> SSEEvent? {
+        eventReads.add(1, ordering: .relaxed)
+        return try await inner.event(eventID, in: id)
+    }
     func recentEvents(in id: SessionID, limit: Int) async throws(SessionStorageError) -> [SSEEvent] {
         eventReads.add(1, ordering: .relaxed)
         return try await inner.recentEvents(in: id, limit: limit)
@@ -272,4 +311,8 @@ final class CountingStorage: SessionStorage {
     func sessionCount() async throws(SessionStorageError) -> Int { try await inner.sessionCount() }
     func eventCount() async throws(SessionStorageError) -> Int { try await inner.eventCount() }
     func maintenance() async throws(SessionStorageError) {}
+    func lease(_ name: String, in id: SessionID) async throws(SessionStorageError) -> Lease? { try await inner.lease(name, in: id) }
+    func swapLease(_ name: String, in id: SessionID, expected: Lease?, new: Lease?) async throws(SessionStorageError) -> Bool {
+        try await inner.swapLease(name, in: id, expected: expected, new: new)
+    }
 }

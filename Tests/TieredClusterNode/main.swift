@@ -60,22 +60,27 @@ guard arguments.count == 6 else {
 var configuration = try PostgresSessionStorage.Configuration(url: arguments[1])
 configuration.tls = .disable
 configuration.schema = arguments[2]
-let durable = try PostgresSessionStorage(configuration: configuration)
 let mode = arguments[5].split(separator: ":")
-let bus: PostgresChangeBus? =
-    switch mode[0] {
-    case "attached" where mode.count == 2:
-        try PostgresChangeBus(attachedTo: durable, channel: arguments[3], instanceID: arguments[4], minimumGap: .milliseconds(Int(mode[1]) ?? 0))
-    case "attached": try PostgresChangeBus(attachedTo: durable, channel: arguments[3], instanceID: arguments[4])
-    case "standalone" where mode.count == 2:
-        try PostgresChangeBus(configuration: configuration, channel: arguments[3], instanceID: arguments[4], minimumGap: .milliseconds(Int(mode[1]) ?? 0))
-    case "standalone": try PostgresChangeBus(configuration: configuration, channel: arguments[3], instanceID: arguments[4])
-    default: nil
-    }
+let gap = Duration.milliseconds(mode.count == 2 ? Int(mode[1]) ?? 0 : 0)
+let durable: PostgresSessionStorage
+let bus: PostgresChangeBus?
+switch mode[0] {
+case "attached":
+    let changes = try ChangeEmitter(instanceID: arguments[4], channel: arguments[3], minimumGap: gap)
+    durable = try PostgresSessionStorage(configuration: configuration, changes: changes)
+    bus = try PostgresChangeBus(configuration: configuration, changes: changes)
+case "standalone":
+    durable = try PostgresSessionStorage(configuration: configuration)
+    bus = try mode.count == 2
+        ? PostgresChangeBus(configuration: configuration, channel: arguments[3], instanceID: arguments[4], minimumGap: gap)
+        : PostgresChangeBus(configuration: configuration, channel: arguments[3], instanceID: arguments[4])
+default:
+    durable = try PostgresSessionStorage(configuration: configuration)
+    bus = nil
+}
 let storage = TieredSessionStorage(durable: durable, bus: bus)
 Task { await durable.run() }
 if let bus { Task { await bus.run() } }
-Task { try await storage.run() }
 let readyBy = ContinuousClock.now + .seconds(30)
 while !storage.isFrontEnabled {
     guard ContinuousClock.now < readyBy else {
@@ -100,22 +105,22 @@ while let line = readLine() {
             let value = try await storage.stateValue(forKey: words[2], in: try SessionID(validating: words[1]))
             say("value " + (try value.map { String(decoding: try $0.encoded(), as: UTF8.self) } ?? "none"))
         case "cached":
-            say("cached " + (storage.front.entry(try SessionID(validating: words[1])) == nil ? "no" : "yes"))
+            say("cached " + (storage.isCached(try SessionID(validating: words[1])) ? "yes" : "no"))
         case "front":
-            say("front \(storage.front.count) \(storage.isFrontEnabled)")
+            say("front \(storage.frontSize.entries) \(storage.isFrontEnabled)")
         case "front-enabled":
             say("front-enabled \(storage.isFrontEnabled)")
         case "get-and-check-cached":
             let id = try SessionID(validating: words[1])
             let value = try await storage.stateValue(forKey: words[2], in: id)
             let text = try value.map { String(decoding: try $0.encoded(), as: UTF8.self) } ?? "none"
-            say("value \(text) cached \(storage.front.entry(id) == nil ? "no" : "yes")")
+            say("value \(text) cached \(storage.isCached(id) ? "yes" : "no")")
         case "await-evicted":
             let id = try SessionID(validating: words[1])
             let deadline = ContinuousClock.now + .milliseconds(Int(words[2]) ?? 1000)
             var seen: UInt64?
             while seen == nil && ContinuousClock.now < deadline {
-                if storage.front.entry(id) == nil { seen = monotonicNanoseconds() } else { try await Task.sleep(for: .microseconds(20)) }
+                if !storage.isCached(id) { seen = monotonicNanoseconds() } else { try await Task.sleep(for: .microseconds(20)) }
             }
             say(seen.map { "evicted \($0)" } ?? "timeout")
         case "set-timed":

@@ -614,6 +614,68 @@ class TwoInstanceTests(unittest.TestCase):
         self.assertEqual(anyio.run(self.eventually, read, 404), 404)
 
 
+async def alternate_set_and_get(a_url: str, b_url: str, pairs: int, stale: list[tuple[int, str, str]]) -> None:
+    """A client of its own session: `state_set` a fresh value on A, wait for `ok`, then `state_get`
+    on B (same `Mcp-Session-Id`), `pairs` times. Reads on B that did not return the value just
+    acknowledged go to `stale`. Raw HTTP with JSON answers: the client costs little next to the servers."""
+    json_headers = {"content-type": "application/json", "accept": "application/json"}
+    async with httpx2.AsyncClient(timeout=30) as http:
+        created = await http.post(a_url, content=INIT, headers=json_headers)
+        sid = created.headers["mcp-session-id"]
+        headers = {**json_headers, "mcp-session-id": sid, "mcp-protocol-version": "2025-11-25"}
+        initialized = json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        assert (await http.post(a_url, content=initialized, headers=headers)).status_code == 202
+
+        async def call(url: str, name: str, arguments: dict, id: int) -> str:
+            response = await http.post(url, content=tool_call(name, arguments, id), headers=headers)
+            response.raise_for_status()
+            return response.json()["result"]["content"][0]["text"]
+
+        # B caches the session first, so every write on A has an entry on B to invalidate.
+        await call(b_url, "state_get", {"key": "k"}, 2)
+        prefix = uuid.uuid4().hex[:8]
+        for i in range(pairs):
+            value = f"{prefix}-{i}"
+            assert await call(a_url, "state_set", {"key": "k", "value": value}, 3 + 2 * i) == "ok"
+            seen = await call(b_url, "state_get", {"key": "k"}, 4 + 2 * i)
+            if seen != json.dumps(value):
+                stale.append((i, value, seen))
+
+
+class ReadYourWritesAcrossInstancesTests(unittest.TestCase):
+    """Issue 14, point 2: two instances over one PostgreSQL with the default flags (`--cache lru
+    --bus auto`). A read that starts after a write was acknowledged on either instance returns
+    that write or a newer one, as for a client behind a round-robin balancer."""
+
+    def setUp(self) -> None:
+        arguments = ["--storage", fresh_schema(require_postgres(POSTGRES_URL))]
+        self.a = Server(*arguments).start()
+        self.b = Server(*arguments).start()
+
+    def tearDown(self) -> None:
+        self.a.kill()
+        self.b.kill()
+
+    def check(self, clients: int, pairs: int) -> None:
+        stale: list[tuple[int, str, str]] = []
+
+        async def main() -> None:
+            with anyio.fail_after(120):
+                async with anyio.create_task_group() as group:
+                    for _ in range(clients):
+                        group.start_soon(alternate_set_and_get, self.a.url, self.b.url, pairs, stale)
+
+        anyio.run(main)
+        self.assertEqual(len(stale), 0, f"{len(stale)} of {clients * pairs} reads on B returned an older value "
+                                         f"than the write just acknowledged on A, e.g. {stale[:3]}")
+
+    def test_sequential_client_reads_its_writes_on_the_other_instance(self) -> None:
+        self.check(clients=1, pairs=1000)
+
+    def test_16_concurrent_clients_read_their_writes_on_the_other_instance(self) -> None:
+        self.check(clients=16, pairs=80)
+
+
 class SharedSQLiteWithPostgresBusTests(TwoInstanceTests):
     """The same, over one SQLite file, with `--bus postgres://…`: the batched, numbered bus.
     It sends after the commit, batched up to 2 ms apart, so the other instance sees a write once

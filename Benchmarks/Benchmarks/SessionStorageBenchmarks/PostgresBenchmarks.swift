@@ -39,13 +39,13 @@ func run(_ operation: Operation, on fixtures: [Fixture], callers: Int, total: In
 
 enum PostgresBench {
     /// A storage on a freshly emptied schema, its client running for the rest of the process.
-    static func storage(url: String, schema: String, connections: Int) async throws -> PostgresSessionStorage {
+    static func storage(url: String, schema: String, connections: Int, changes: ChangeEmitter? = nil) async throws -> PostgresSessionStorage {
         var configuration = try PostgresSessionStorage.Configuration(url: url)
         configuration.tls = .disable
         configuration.schema = schema
         configuration.minimumConnections = connections
         configuration.maximumConnections = connections
-        let storage = try PostgresSessionStorage(configuration: configuration)
+        let storage = try PostgresSessionStorage(configuration: configuration, changes: changes)
         Background.run("PostgresSessionStorage.run (\(schema))") { await storage.run() }
         try await storage.client.query("DROP SCHEMA IF EXISTS \(unescaped: schema) CASCADE")
         return storage

@@ -47,12 +47,12 @@ func registerTiered() {
         Benchmark(name, closure: { benchmark, fixture in
             try await fixture.perform(.setState, times: benchmark.scaledIterations.count)
         }, setup: {
-            let durable = try await PostgresBench.storage(url: url, schema: schema, connections: 1)
-            let bus = try attachedGap.map { try PostgresChangeBus(attachedTo: durable, channel: schema, minimumGap: $0) }
+            let changes = try attachedGap.map { try ChangeEmitter(channel: schema, minimumGap: $0) }
+            let durable = try await PostgresBench.storage(url: url, schema: schema, connections: 1, changes: changes)
+            let bus = try changes.map { try PostgresChangeBus(configuration: durable.configuration, changes: $0) }
                 ?? PostgresChangeBus(configuration: durable.configuration, channel: schema)
             let tiered = TieredSessionStorage(durable: durable, bus: bus)
             Background.run("PostgresChangeBus.run (\(schema))") { await bus.run() }
-            Background.run("TieredSessionStorage.run (\(schema))") { try? await tiered.run() }
             while !tiered.isFrontEnabled { try await Task.sleep(for: .milliseconds(10)) }
             return try await Fixture.make(tiered)
         })

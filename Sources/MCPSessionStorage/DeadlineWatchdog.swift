@@ -1,6 +1,7 @@
 import Synchronization
 
 /// The error thrown when an operation runs past its deadline.
+@_spi(Backend)
 public struct TimeoutError: Error, CustomStringConvertible {
     public let timeout: Duration
     public var description: String { "timed out after \(timeout)" }
@@ -13,6 +14,7 @@ public struct TimeoutError: Error, CustomStringConvertible {
 /// watchdog instead records each call's deadline in a table; one background loop wakes every
 /// `resolution` and cancels the calls past theirs. A call therefore fails at most `resolution`
 /// after its deadline, which is what "no hang past the configured timeout" needs.
+@_spi(Backend)
 public final class DeadlineWatchdog: Sendable {
     private struct State {
         var nextID: UInt64 = 0

@@ -1,45 +1,12 @@
 import Foundation
 
-/// The limits every backend enforces, with the same errors, so a session behaves the same on
-/// any of them. Exceeding one throws ``SessionStorageError/Code/limitExceeded`` and writes
-/// nothing; no value is ever truncated.
-public struct SessionLimits: Sendable, Hashable {
-    /// The largest state value, as compact JSON bytes. Default 1 MiB.
-    public var maxStateValueBytes: Int = 1 << 20
-    /// The largest total state of one session: the sum of its keys' and values' bytes. Default 8 MiB.
-    public var maxStateBytesPerSession: Int = 8 << 20
-    /// The longest state key, in UTF-8 bytes. Default 256.
-    public var maxKeyBytes: Int = 256
-    /// The largest event payload, as compact JSON bytes. Default 1 MiB.
-    public var maxEventBytes: Int = 1 << 20
-    /// Events kept per session; appending past it trims the oldest. Default 1000.
-    public var maxEventsPerSession: Int = 1000
-    /// `touchSession` writes `lastActivity` only when the stored one is older than this, so
-    /// requests do not turn into writes. Default 15 seconds: far below the default 30-minute TTL.
-    public var activityWriteInterval: Duration = .seconds(15)
+// Checks and encodings every backend applies before it writes, so limits agree across them.
+// Part of the backend kit: `@_spi(Backend) import MCPSessionStorage`.
 
-    public init() {}
-
-    public init(
-        maxStateValueBytes: Int = 1 << 20,
-        maxStateBytesPerSession: Int = 8 << 20,
-        maxKeyBytes: Int = 256,
-        maxEventBytes: Int = 1 << 20,
-        maxEventsPerSession: Int = 1000,
-        activityWriteInterval: Duration = .seconds(15)
-    ) {
-        self.maxStateValueBytes = maxStateValueBytes
-        self.maxStateBytesPerSession = maxStateBytesPerSession
-        self.maxKeyBytes = maxKeyBytes
-        self.maxEventBytes = maxEventBytes
-        self.maxEventsPerSession = maxEventsPerSession
-        self.activityWriteInterval = activityWriteInterval
-    }
-}
-
-extension SessionLimits {
-    /// Checks a state key and returns nothing; throws `invalidInput` for an empty key, one that is
-    /// too long, or one holding NUL (which PostgreSQL text cannot store).
+extension SessionPolicy {
+    /// Checks a state key: `invalidInput` for an empty key or one holding NUL (which PostgreSQL
+    /// text cannot store), `limitExceeded` for one longer than ``maxKeyBytes``.
+    @_spi(Backend)
     public func checkKey(_ key: String) throws(SessionStorageError) {
         guard !key.isEmpty else { throw SessionStorageError(.invalidInput, "state key must not be empty") }
         guard key.utf8.count <= maxKeyBytes else {
@@ -48,7 +15,10 @@ extension SessionLimits {
         guard !key.utf8.contains(0) else { throw SessionStorageError(.invalidInput, "state key must not contain NUL") }
     }
 
-    /// Encodes a state value and checks its size; returns the JSON bytes to store.
+    /// Encodes a state value and checks its key and size.
+    /// - Returns: The JSON bytes to store.
+    /// - Throws: `invalidInput` or `limitExceeded` (see ``checkKey(_:)`` and ``maxStateValueBytes``).
+    @_spi(Backend)
     public func encodeStateValue(_ value: JSONValue, forKey key: String) throws(SessionStorageError) -> Data {
         try checkKey(key)
         let data = try value.encoded()
@@ -58,19 +28,22 @@ extension SessionLimits {
         return data
     }
 
-    /// What one state entry counts against the per-session limit: its key's UTF-8 bytes plus
-    /// its value's JSON bytes. Every backend counts with this, so limits agree across them.
+    /// What one state entry counts against ``maxStateBytesPerSession``: its key's UTF-8 bytes
+    /// plus its value's JSON bytes.
+    @_spi(Backend)
     public static func entryBytes(key: String, value: Data) -> Int { key.utf8.count + value.count }
 
     /// Throws `limitExceeded` if a session's state would total `bytes`.
+    @_spi(Backend)
     public func checkStateTotal(_ bytes: Int) throws(SessionStorageError) {
         guard bytes <= maxStateBytesPerSession else {
             throw SessionStorageError(.limitExceeded, "session state would be \(bytes) bytes; the limit is \(maxStateBytesPerSession)")
         }
     }
 
-    /// Encodes a whole state dictionary (for create and update), checking every key, every value
-    /// and the total.
+    /// Encodes a whole state dictionary (for create and update), checking every key, every
+    /// value and the total.
+    @_spi(Backend)
     public func encodeState(_ state: [String: JSONValue]) throws(SessionStorageError) -> EncodedState {
         var encoded = EncodedState()
         for (key, value) in state {
@@ -84,7 +57,11 @@ extension SessionLimits {
         return encoded
     }
 
-    /// Checks an event's fields and encodes its payload (`nil` for a priming event).
+    /// Checks an event's fields and encodes its payload.
+    /// - Returns: The payload's JSON bytes; `nil` for an event without data.
+    /// - Throws: `invalidInput` for a malformed type or a negative retry; `limitExceeded` for a
+    ///   payload over ``maxEventBytes``.
+    @_spi(Backend)
     public func encodeEvent(_ event: NewEvent) throws(SessionStorageError) -> Data? {
         if let type = event.type {
             guard !type.isEmpty, type.utf8.count <= 64, !type.utf8.contains(where: { $0 == 10 || $0 == 13 || $0 == 0 }) else {
@@ -108,8 +85,18 @@ extension SessionLimits {
 
 /// A state dictionary ready to store: each value's JSON, what each entry counts against the
 /// per-session limit, and their sum.
+@_spi(Backend)
 public struct EncodedState: Sendable {
     public var values: [String: Data] = [:]
     public var sizes: [String: Int] = [:]
     public var total = 0
+}
+
+extension Duration {
+    /// This duration in seconds, as `TimeInterval`.
+    @_spi(Backend)
+    public var timeInterval: TimeInterval {
+        let (seconds, attoseconds) = components
+        return TimeInterval(seconds) + TimeInterval(attoseconds) / 1e18
+    }
 }
