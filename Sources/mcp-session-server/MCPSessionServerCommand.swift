@@ -19,6 +19,10 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
         case lru, none
     }
 
+    enum ConsistencyMode: String, ExpressibleByArgument, CaseIterable {
+        case readYourWrites = "read-your-writes", eventual
+    }
+
     @Option(help: "The address to listen on; keep loopback unless a proxy in front checks origins.")
     var host = "127.0.0.1"
 
@@ -36,6 +40,9 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
 
     @Option(help: "Bytes the front holds at most (default 67108864, 64 MiB).")
     var cacheMaxBytes: Int?
+
+    @Option(help: "With a bus: read-your-writes (each request confirms the front's copy with one small batched read, so it sees every write acknowledged before it, on any instance) or eventual (no read; another instance's write is seen once its message arrives).")
+    var consistency: ConsistencyMode = .readYourWrites
 
     @Option(help: "auto | none | postgres://…: where instances tell each other what changed (auto: the storage's database when it is PostgreSQL).")
     var bus = "auto"
@@ -70,7 +77,8 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
         logger.logLevel = .info
         let stack = try StorageStack(
             storage: try StorageSpec(parsing: storage), bus: try BusSpec(parsing: bus), busGap: busGap.map { .milliseconds($0) }, cache: cache == .lru,
-            maxEntries: cacheMaxEntries, maxBytes: cacheMaxBytes, sessionTTL: .seconds(sessionTTL), logger: logger)
+            maxEntries: cacheMaxEntries, maxBytes: cacheMaxBytes, consistency: consistency == .eventual ? .eventual : .readYourWrites,
+            sessionTTL: .seconds(sessionTTL), logger: logger)
 
         let serverConfiguration = MCPServer.Configuration()
         let server = MCPServer(stack: stack.stack, configuration: serverConfiguration, logger: logger)

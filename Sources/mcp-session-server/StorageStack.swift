@@ -10,7 +10,8 @@ struct StorageStack {
     let description: String
 
     init(
-        storage spec: StorageSpec, bus busSpec: BusSpec, busGap: Duration?, cache: Bool, maxEntries: Int?, maxBytes: Int?, sessionTTL: Duration, logger: Logger
+        storage spec: StorageSpec, bus busSpec: BusSpec, busGap: Duration?, cache: Bool, maxEntries: Int?, maxBytes: Int?,
+        consistency: TieredSessionStorage.Consistency, sessionTTL: Duration, logger: Logger
     ) throws {
         var policy = SessionPolicy()
         policy.sessionTTL = sessionTTL
@@ -56,9 +57,11 @@ struct StorageStack {
             var configuration = TieredSessionStorage.Configuration()
             if let maxEntries { configuration.maxEntries = maxEntries }
             if let maxBytes { configuration.maxBytes = maxBytes }
+            configuration.consistency = consistency
             front = configuration
         }
         stack = SessionStack(durable: durable, front: front, bus: bus, logger: logger)
-        description = "\(spec.name), cache \(cache ? "lru" : "none"), bus \(busName)"
+        let consistencyName = bus == nil || !cache ? "" : consistency == .eventual ? ", eventual" : ", read-your-writes"
+        description = "\(spec.name), cache \(cache ? "lru" : "none"), bus \(busName)\(consistencyName)"
     }
 }

@@ -49,7 +49,7 @@ struct PostgresConformanceTests {
         let rows = try await storages[0].client.query("SELECT count(*), max(version) FROM \(unescaped: schema).mcp_session_schema")
         for try await (count, version) in rows.decode((Int64, Int32).self) {
             #expect(count == 1)
-            #expect(version == 1)
+            #expect(version == 2)  // the release's migrations: the tables, then the leases
         }
     }
 
