@@ -11,4 +11,4 @@ try await storage.setState(["theme": "dark"], forKey: "prefs", in: session.id)
 let event = try await storage.appendEvent(NewEvent(stream: .standalone, data: ["jsonrpc": "2.0", "method": "ping"]), to: session.id)
 
 print(try await storage.stateValue(forKey: "prefs", in: session.id) ?? "none")  // {"theme":"dark"}
-print(try await storage.events(in: session.id, stream: .standalone, after: 0, limit: nil) == [event])  // true
+print(try await storage.events(in: session.id, stream: .standalone, after: 0, limit: nil).map(\.id) == [event.id])  // true
