@@ -10,7 +10,7 @@ public struct TimeoutError: Error, CustomStringConvertible {
 /// Bounds how long network calls may take, with one shared timer instead of one per call.
 ///
 /// A `Task.sleep` racing every call (a task group with a timer child) costs two child tasks
-/// and a timer registration per call, measured here at 15–30% of a PostgreSQL round trip. The
+/// and a timer registration per call, a large share of a PostgreSQL round trip. The
 /// watchdog instead records each call's deadline in a table; one background loop wakes every
 /// `resolution` and cancels the calls past theirs. A call therefore fails at most `resolution`
 /// after its deadline, which is what "no hang past the configured timeout" needs.

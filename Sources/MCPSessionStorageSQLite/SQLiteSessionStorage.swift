@@ -1,7 +1,9 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import Logging
 @_spi(Backend) import MCPSessionStorage
+import Synchronization
 
 /// Sessions in one SQLite file: the embedded default for a single-instance server.
 ///
@@ -20,6 +22,11 @@ public final class SQLiteSessionStorage: SessionStorage {
     private let pool: DatabasePool
     private let readers: SQLiteReaders
     private let logger: Logger
+    /// Writes under way (inline or queued): a write runs inline only when there is none.
+    private let writesInFlight = Atomic<Int>(0)
+    /// Writes that could not run at once (another under way, or the file locked) and went to
+    /// GRDB's writer queue.
+    let queuedWrites = Atomic<Int>(0)
     /// Concurrent appends to different sessions share one write transaction.
     private let eventWrites = Batcher<PendingEvent, Int64>(maxInFlight: 1, distinctSessions: true)
 
@@ -61,9 +68,10 @@ public final class SQLiteSessionStorage: SessionStorage {
     // Reads run inline on the calling task, on prepared read-only connections: a read takes a
     // few microseconds and never waits in WAL mode, and handing it to another thread and back
     // costs more than the work (measured here, it cut get-session throughput several times).
-    // Writes run on GRDB's writer queue, a thread of its own: a write may wait up to the busy
-    // timeout for another process holding the file's lock, which must not hold one of the
-    // cooperative pool's few threads.
+    // A write runs inline too when nothing can make it wait (no other write of ours under way,
+    // the file's lock free); one that might wait (up to the busy timeout, for another process
+    // holding the lock) runs on GRDB's writer queue, a thread of its own, so that it never holds
+    // one of the cooperative pool's few threads.
 
     private func read<T: Sendable>(_ what: @autoclosure () -> String, _ body: @escaping @Sendable (Database) throws -> T) async throws(SessionStorageError) -> T {
         do {
@@ -82,11 +90,49 @@ public final class SQLiteSessionStorage: SessionStorage {
         }
     }
 
+    /// Runs `body` in a write transaction: inline on the calling task when no other write of
+    /// this storage is under way and the file's write lock is free at once (then it takes
+    /// microseconds), otherwise on GRDB's writer queue, a thread of its own, where it may wait
+    /// up to the busy timeout for another process holding the lock.
     private func write<T: Sendable>(_ what: @autoclosure () -> String, _ body: @escaping @Sendable (Database) throws -> T) async throws(SessionStorageError) -> T {
         do {
+            if writesInFlight.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged {
+                defer { writesInFlight.subtract(1, ordering: .releasing) }
+                if let done = try writeHere(body) { return done }
+            }
+            writesInFlight.add(1, ordering: .acquiringAndReleasing)
+            defer { writesInFlight.subtract(1, ordering: .releasing) }
+            queuedWrites.add(1, ordering: .relaxed)
             return try await pool.write(body)
         } catch {
             throw Self.map(error, what())
+        }
+    }
+
+    /// Runs `body` on this thread if the file's write lock is free: GRDB's writer queue is idle
+    /// (no write of ours is under way), so its synchronous write runs here.
+    private func writeHere<T>(_ body: (Database) throws -> T) throws -> T? {
+        try pool.writeWithoutTransaction { db in try Self.withoutWaiting(db, busyTimeout: configuration.busyTimeout, body) }
+    }
+
+    /// Runs `body` in an immediate transaction if the file's write lock can be taken without
+    /// waiting; `nil` (nothing done) if another connection holds it.
+    private static func withoutWaiting<T>(_ db: Database, busyTimeout: Duration, _ body: (Database) throws -> T) throws -> T? {
+        guard let connection = db.sqliteConnection else { return nil }
+        sqlite3_busy_timeout(connection, 0)
+        defer { sqlite3_busy_timeout(connection, Int32(clamping: Int((busyTimeout / .milliseconds(1)).rounded()))) }
+        do {
+            try db.beginTransaction(.immediate)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_BUSY {
+            return nil
+        }
+        do {
+            let result = try body(db)
+            try db.commit()
+            return result
+        } catch {
+            try? db.rollback()
+            throw error
         }
     }
 

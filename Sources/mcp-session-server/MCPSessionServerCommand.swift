@@ -102,8 +102,16 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
         // Shutdown runs in reverse: the server closes its streams before the HTTP server drains,
         // and storage stops last.
         let group = ServiceGroup(
-            services: stack.stack.services + [app, server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: stack.stack.services + [app, server], gracefulShutdownSignals: [.sigterm, .sigint], logger: lifecycleLogger(logger))
         try await group.run()
         logger.info("stopped")
+    }
+
+    /// The service group's logger: its account of the signal caught and of each service as it
+    /// stops is what an operator reads at shutdown, so it logs at debug level, as `lifecycle`.
+    func lifecycleLogger(_ logger: Logger) -> Logger {
+        var lifecycle = Logger(label: "mcp-session-server.lifecycle")
+        lifecycle.logLevel = logger.logLevel == .trace ? .trace : .debug
+        return lifecycle
     }
 }

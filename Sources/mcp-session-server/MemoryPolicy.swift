@@ -7,8 +7,7 @@ import Glibc
 /// glibc serves allocations of 128 KiB and more with their own `mmap`, returned to the system
 /// on `free`, but after the first such block is freed it raises that threshold to the block's
 /// size (up to 32 MiB): from then on request bodies (up to 4 MiB) and what parsing them builds
-/// come from the heap arenas, which keep the pages once freed. Measured with 16 POSTs of a
-/// 4 MiB JSON array: RSS stayed 40 MB above where it started; with the threshold fixed, 2 MB.
+/// come from the heap arenas, which keep the pages once freed (measured: see the design notes).
 /// A fixed threshold turns the dynamic adjustment off (`mallopt(3)`).
 enum MemoryPolicy {
     /// `M_MMAP_THRESHOLD` in glibc's `<malloc.h>`, which Swift's Glibc module does not import.

@@ -44,6 +44,8 @@ struct GeneratingStorage: SessionStorage {
     func event(_ eventID: Int64, in id: SessionID) async throws(SessionStorageError) -> SSEEvent? { throw unsupported() }
     func recentEvents(in id: SessionID, limit: Int) async throws(SessionStorageError) -> [SSEEvent] { throw unsupported() }
     func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int { throw unsupported() }
+    func lease(_ name: String, in id: SessionID) async throws(SessionStorageError) -> Lease? { throw unsupported() }
+    func swapLease(_ name: String, in id: SessionID, expected: Lease?, new: Lease?) async throws(SessionStorageError) -> Bool { throw unsupported() }
     func listSessions(after cursor: SessionID?, limit: Int) async throws(SessionStorageError) -> [SessionID] { [] }
     func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID] { [] }
     func sessionCount() async throws(SessionStorageError) -> Int { 0 }
