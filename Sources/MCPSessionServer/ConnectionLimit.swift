@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import HummingbirdCore
 import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Caps the connections a server holds open at once. Past the cap the server stops accepting:
 /// new connections wait in the listen backlog until one closes, so a flood of idle connections
@@ -34,9 +35,9 @@ public struct ConnectionLimit: AvailableConnectionsDelegate {
     public static var defaultMaximum: Int {
         var limit = rlimit()
         #if os(Linux)
-        let found = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0
+            let found = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0
         #else
-        let found = getrlimit(RLIMIT_NOFILE, &limit) == 0
+            let found = getrlimit(RLIMIT_NOFILE, &limit) == 0
         #endif
         guard found else { return 10_000 }
         let files = Int(clamping: limit.rlim_cur)  // RLIM_INFINITY clamps to Int.max

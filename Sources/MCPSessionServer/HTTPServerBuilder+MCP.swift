@@ -22,6 +22,8 @@ extension HTTPServerBuilder {
         // Hummingbird's idle timeout counts from the connection's start and from each response's
         // end, and only whole HTTP parts (a complete head, a body chunk) reset it: header bytes
         // arriving one line at a time do not.
-        .http1(configuration: HTTP1Channel.Configuration(additionalChannelHandlers: [CloseAfterResponseHandler()], idleTimeout: TimeAmount(headerTimeout)))
+        .http1(
+            configuration: HTTP1Channel.Configuration(
+                additionalChannelHandlers: [CloseAfterResponseHandler()], idleTimeout: TimeAmount(headerTimeout)))
     }
 }

@@ -22,7 +22,8 @@ struct HTTPFailure: Error {
         HTTPFailure(status: .badRequest, error: .invalidRequest(message), id: id)
     }
 
-    static let sessionNotFound = HTTPFailure(status: .notFound, error: .invalidRequest("session not found: unknown, expired or deleted; initialize a new one"))
+    static let sessionNotFound = HTTPFailure(
+        status: .notFound, error: .invalidRequest("session not found: unknown, expired or deleted; initialize a new one"))
 
     var response: Response {
         var headers: HTTPFields = [.contentType: "application/json"]

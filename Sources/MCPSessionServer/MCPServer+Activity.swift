@@ -11,7 +11,7 @@ extension MCPServer {
             for id in calls.sessions.union(hub.openSessions) {
                 do {
                     try await storage.touchSession(id)
-                } catch where error.code == .sessionNotFound {
+                } catch  where error.code == .sessionNotFound {
                     hub.close(id)
                 } catch {
                     logger.debug("could not record activity", metadata: ["session": "\(id)", "error": "\(error)"])

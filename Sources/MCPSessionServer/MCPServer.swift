@@ -85,7 +85,10 @@ public final class MCPServer: Service, Sendable {
     ///   - bus: Tells this instance about events other instances append, so a resumed stream
     ///     follows a tool running elsewhere at once: the same bus the tiered storage listens to.
     ///     Without one, streams poll.
-    public init(storage: any SessionStorage, bus: (any ChangeBus)? = nil, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "mcp.server")) {
+    public init(
+        storage: any SessionStorage, bus: (any ChangeBus)? = nil, configuration: Configuration = Configuration(),
+        logger: Logger = Logger(label: "mcp.server")
+    ) {
         self.storage = storage
         self.bus = bus
         self.configuration = configuration

@@ -25,7 +25,8 @@ extension MCPServer {
     func requireSession(_ request: Request) async throws(HTTPFailure) -> SessionInfo {
         let id = try sessionID(request)
         if let version = request.headers[.mcpProtocolVersion], !Self.supportedProtocolVersions.contains(version) {
-            throw .badRequest("unsupported MCP-Protocol-Version \(version.prefix(32)); supported: \(Self.supportedProtocolVersions.joined(separator: ", "))")
+            throw .badRequest(
+                "unsupported MCP-Protocol-Version \(version.prefix(32)); supported: \(Self.supportedProtocolVersions.joined(separator: ", "))")
         }
         do {
             guard let session = try await liveSession(id) else { throw HTTPFailure.sessionNotFound }

@@ -47,34 +47,36 @@ final class RunningCalls: Sendable {
         work: @escaping @Sendable () async -> JSONValue, finish: @escaping @Sendable (JSONValue?) async -> Void
     ) {
         let key = Key(session: session, stream: stream)
-        let keeper = LeaseKeeper(storage: storage, session: session, name: CallLease.name(for: stream), holder: instanceID, timing: lease, logger: logger)
+        let keeper = LeaseKeeper(
+            storage: storage, session: session, name: CallLease.name(for: stream), holder: instanceID, timing: lease, logger: logger)
         running.withLock { running in
-            running[key] = Call(task: Task { [self] in
-                // The call and its lease as children: cancelling the call's task stops both.
-                var answer = await withTaskGroup(of: JSONValue?.self) { group in
-                    group.addTask { await work() }
-                    group.addTask {
-                        await keeper.keep()
-                        return nil
-                    }
-                    var answer: JSONValue?
-                    while let result = await group.next() {
-                        if let result {
-                            answer = result  // the call ended: stop keeping its lease
-                            group.cancelAll()
-                        } else if await keeper.isLost {
-                            group.cancelAll()  // another instance ended it: stop the call
+            running[key] = Call(
+                task: Task { [self] in
+                    // The call and its lease as children: cancelling the call's task stops both.
+                    var answer = await withTaskGroup(of: JSONValue?.self) { group in
+                        group.addTask { await work() }
+                        group.addTask {
+                            await keeper.keep()
+                            return nil
                         }
+                        var answer: JSONValue?
+                        while let result = await group.next() {
+                            if let result {
+                                answer = result  // the call ended: stop keeping its lease
+                                group.cancelAll()
+                            } else if await keeper.isLost {
+                                group.cancelAll()  // another instance ended it: stop the call
+                            }
+                        }
+                        return answer ?? OutgoingMessage.error(id: requestID, .instanceStopped)
                     }
-                    return answer ?? OutgoingMessage.error(id: requestID, .instanceStopped)
-                }
-                if self.running.withLock({ $0[key]?.stopping ?? false }) { answer = OutgoingMessage.error(id: requestID, .instanceStopped) }
-                // Stored even when the call was cancelled (by the client, or shutdown): a task of
-                // its own does not inherit the cancellation that would abort the write.
-                let final = answer
-                await Task { await finish(await keeper.release() ? final : nil) }.value
-                _ = self.running.withLock { $0.removeValue(forKey: key) }
-            })
+                    if self.running.withLock({ $0[key]?.stopping ?? false }) { answer = OutgoingMessage.error(id: requestID, .instanceStopped) }
+                    // Stored even when the call was cancelled (by the client, or shutdown): a task of
+                    // its own does not inherit the cancellation that would abort the write.
+                    let final = answer
+                    await Task { await finish(await keeper.release() ? final : nil) }.value
+                    _ = self.running.withLock { $0.removeValue(forKey: key) }
+                })
         }
     }
 
@@ -152,7 +154,8 @@ actor LeaseKeeper {
                     held = next
                 } else {
                     lost = true
-                    logger.warning("another instance ended this call as orphaned; stopping it", metadata: ["session": "\(session)", "lease": "\(name)"])
+                    logger.warning(
+                        "another instance ended this call as orphaned; stopping it", metadata: ["session": "\(session)", "lease": "\(name)"])
                     return
                 }
             } catch {

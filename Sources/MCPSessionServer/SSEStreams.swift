@@ -21,7 +21,9 @@ extension MCPServer {
     /// A request stream also watches its call: if nothing is appended and the call's lease is
     /// not renewed for ``Configuration/callLeaseTimeout``, its instance stopped, and this loop
     /// ends the call with ``RPCError/instanceStopped``, stored as the stream's last event.
-    func follow(_ stream: StreamID, of session: SessionID, after cursor: Int64, requestID: JSONValue?, writer: inout any ResponseBodyWriter) async throws {
+    func follow(_ stream: StreamID, of session: SessionID, after cursor: Int64, requestID: JSONValue?, writer: inout any ResponseBodyWriter)
+        async throws
+    {
         let waiter = hub.waiter(for: session)
         defer { hub.remove(waiter, for: session) }
         var cursor = cursor
@@ -47,7 +49,9 @@ extension MCPServer {
             }
             if events.count == page { continue }
             if waiter.isClosed { return }
-            if let requestID, watch.isCheckDue, await endIfOrphaned(stream, of: session, after: cursor, requestID: requestID, watch: &watch) { continue }
+            if let requestID, watch.isCheckDue, await endIfOrphaned(stream, of: session, after: cursor, requestID: requestID, watch: &watch) {
+                continue
+            }
             await waiter.wait(upTo: min(configuration.pollInterval, configuration.keepAliveInterval, watch.lease.renewal))
             if ContinuousClock.now - idleSince >= configuration.keepAliveInterval {
                 try await writer.write(SSE.keepAlive)
@@ -69,7 +73,8 @@ extension MCPServer {
             guard try await storage.swapLease(name, in: session, expected: expected, new: new) else { return false }
             let pending = try await storage.events(in: session, stream: stream, after: cursor, limit: nil)
             if !pending.contains(where: { OutgoingMessage.isResponse($0.data) }) {
-                logger.warning("the instance running a call stopped; answering it with an error", metadata: ["session": "\(session)", "stream": "\(stream)"])
+                logger.warning(
+                    "the instance running a call stopped; answering it with an error", metadata: ["session": "\(session)", "stream": "\(stream)"])
                 try await append(OutgoingMessage.error(id: requestID, .instanceStopped), to: stream, in: session)
             }
             return true

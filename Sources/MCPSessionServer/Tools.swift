@@ -118,7 +118,9 @@ public struct Tool: Sendable {
         self.description = description
         self.inputSchema = inputSchema
         self.call = { arguments, context in
-            guard case .object(let members) = arguments else { throw RPCError.invalidParams("invalid arguments for tool \(name): they must be an object") }
+            guard case .object(let members) = arguments else {
+                throw RPCError.invalidParams("invalid arguments for tool \(name): they must be an object")
+            }
             return try await handler(members, context)
         }
     }

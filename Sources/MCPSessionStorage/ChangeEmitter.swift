@@ -64,14 +64,17 @@ public final class ChangeEmitter: Sendable {
         instanceID: String = UUID().uuidString, channel: String = "mcp_session_changes", minimumGap: Duration = .zero,
         logger: Logger = Logger(label: "mcp.session.changes")
     ) throws(SessionStorageError) {
-        guard !instanceID.isEmpty, instanceID.utf8.count <= 128, instanceID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "|") }) else {
+        guard !instanceID.isEmpty, instanceID.utf8.count <= 128, instanceID.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "|") })
+        else {
             throw SessionStorageError(.invalidInput, "instance id must be 1–128 visible ASCII characters other than '|'")
         }
-        let validChannel = !channel.isEmpty && channel.utf8.count <= 63
+        let validChannel =
+            !channel.isEmpty && channel.utf8.count <= 63
             && channel.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
             && !(channel.utf8.first.map { $0 >= 48 && $0 <= 57 } ?? false)
         guard validChannel else {
-            throw SessionStorageError(.invalidInput, "channel must be 1–63 lowercase letters, digits or '_', not starting with a digit: \(channel.debugDescription)")
+            throw SessionStorageError(
+                .invalidInput, "channel must be 1–63 lowercase letters, digits or '_', not starting with a digit: \(channel.debugDescription)")
         }
         guard minimumGap >= .zero else { throw SessionStorageError(.invalidInput, "minimumGap must not be negative") }
         self.instanceID = instanceID

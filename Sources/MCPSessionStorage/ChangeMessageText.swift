@@ -47,7 +47,8 @@ public enum ChangeMessageText {
     /// Whether `line` was sent by `origin`, without decoding it: how a bus skips its own lines.
     public static func isSent(by origin: String, _ line: Substring) -> Bool {
         let body = line.utf8.dropFirst(2)
-        return line.utf8.count > origin.utf8.count + 2 && body.starts(with: origin.utf8) && body.dropFirst(origin.utf8.count).first == UInt8(ascii: "|")
+        return line.utf8.count > origin.utf8.count + 2 && body.starts(with: origin.utf8)
+            && body.dropFirst(origin.utf8.count).first == UInt8(ascii: "|")
     }
 
     private static func change(kind: Substring, _ rest: Substring) -> SessionChange? {

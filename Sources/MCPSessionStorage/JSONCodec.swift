@@ -123,9 +123,15 @@ enum JSONCodec {
             case UInt8(ascii: "{"): return try object(depth: depth)
             case UInt8(ascii: "["): return try array(depth: depth)
             case UInt8(ascii: "\""): return .string(try string())
-            case UInt8(ascii: "t"): try expect("true"); return .bool(true)
-            case UInt8(ascii: "f"): try expect("false"); return .bool(false)
-            case UInt8(ascii: "n"): try expect("null"); return .null
+            case UInt8(ascii: "t"):
+                try expect("true")
+                return .bool(true)
+            case UInt8(ascii: "f"):
+                try expect("false")
+                return .bool(false)
+            case UInt8(ascii: "n"):
+                try expect("null")
+                return .null
             case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
             default: throw fail("unexpected character")
             }
@@ -135,7 +141,10 @@ enum JSONCodec {
             position += 1
             var members: [String: JSONValue] = [:]
             skipSpace()
-            if current == UInt8(ascii: "}") { position += 1; return .object(members) }
+            if current == UInt8(ascii: "}") {
+                position += 1
+                return .object(members)
+            }
             while true {
                 skipSpace()
                 guard current == UInt8(ascii: "\"") else { throw fail("expected a string key") }
@@ -148,7 +157,9 @@ enum JSONCodec {
                 skipSpace()
                 switch current {
                 case UInt8(ascii: ","): position += 1
-                case UInt8(ascii: "}"): position += 1; return .object(members)
+                case UInt8(ascii: "}"):
+                    position += 1
+                    return .object(members)
                 default: throw fail("expected ',' or '}'")
                 }
             }
@@ -158,14 +169,19 @@ enum JSONCodec {
             position += 1
             var elements: [JSONValue] = []
             skipSpace()
-            if current == UInt8(ascii: "]") { position += 1; return .array(elements) }
+            if current == UInt8(ascii: "]") {
+                position += 1
+                return .array(elements)
+            }
             while true {
                 skipSpace()
                 elements.append(try value(depth: depth + 1))
                 skipSpace()
                 switch current {
                 case UInt8(ascii: ","): position += 1
-                case UInt8(ascii: "]"): position += 1; return .array(elements)
+                case UInt8(ascii: "]"):
+                    position += 1
+                    return .array(elements)
                 default: throw fail("expected ',' or ']'")
                 }
             }
@@ -235,7 +251,8 @@ enum JSONCodec {
             guard let stop = current else { throw fail("unterminated string") }
             if stop == UInt8(ascii: "\"") {
                 // ASCII needs no validation, and skips the generic (slower) validating initializer.
-                let text = ascii
+                let text =
+                    ascii
                     ? String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
                     : try utf8(start..<position)
                 position += 1

@@ -2,9 +2,9 @@ import Foundation
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The in-process front of ``TieredSessionStorage``: an LRU of sessions bounded by entry count
@@ -80,9 +80,9 @@ final class SessionCache: Sendable {
     static func now() -> UInt64 {
         var time = timespec()
         #if os(Linux)
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &time)
+            clock_gettime(CLOCK_MONOTONIC_COARSE, &time)
         #else
-        clock_gettime(CLOCK_MONOTONIC, &time)
+            clock_gettime(CLOCK_MONOTONIC, &time)
         #endif
         return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
@@ -164,7 +164,8 @@ final class SessionCache: Sendable {
                 return 0
             }
             if state.nodes[slot].entry.session.lastActivity != activity {
-                state.nodes[slot].entry.servedUntil = servedUntil(state.nodes[slot].entry.session, cachedAt: state.nodes[slot].entry.cachedAt, now: now)
+                state.nodes[slot].entry.servedUntil = servedUntil(
+                    state.nodes[slot].entry.session, cachedAt: state.nodes[slot].entry.cachedAt, now: now)
             }
             let bytes = Self.estimatedBytes(of: state.nodes[slot].entry.session, events: state.nodes[slot].entry.events)
             state.bytes += bytes - state.nodes[slot].entry.bytes

@@ -203,7 +203,7 @@ extension SessionStorage {
             try change(&session)
             do {
                 return try await updateSession(session)
-            } catch where error.code == .versionConflict {
+            } catch  where error.code == .versionConflict {
                 lastError = error
             }
         }

@@ -270,7 +270,7 @@ public final class TieredSessionStorage: SessionStorage {
     private func writing<T>(_ id: SessionID, _ body: () async throws(SessionStorageError) -> T) async throws(SessionStorageError) -> T {
         do {
             return try await timed(body)
-        } catch where error.code == .unavailable {
+        } catch  where error.code == .unavailable {
             wrote(id)
             front.remove(id)
             publisher?.publish(.mayHaveChanged(id))
@@ -316,7 +316,8 @@ public final class TieredSessionStorage: SessionStorage {
 
     @discardableResult
     public func setState(_ value: JSONValue, forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
-        let version = try await writing(id) { [durable] () async throws(SessionStorageError) in try await durable.setState(value, forKey: key, in: id) }
+        let version = try await writing(id) { [durable] () async throws(SessionStorageError) in try await durable.setState(value, forKey: key, in: id)
+        }
         // What a durable read would return: the value after a JSON round trip.
         let stored = try? JSONValue.decode(try value.encoded())
         committedState(of: id, at: version) { state in
@@ -363,7 +364,8 @@ public final class TieredSessionStorage: SessionStorage {
 
     @discardableResult
     public func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int {
-        let count = try await writing(id) { [durable] () async throws(SessionStorageError) in try await durable.deleteEvents(in: id, before: eventID) }
+        let count = try await writing(id) { [durable] () async throws(SessionStorageError) in try await durable.deleteEvents(in: id, before: eventID)
+        }
         front.update(id) { entry in
             entry.events.removeAll { $0.id < eventID }
             return true

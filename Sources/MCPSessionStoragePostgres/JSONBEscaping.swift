@@ -74,7 +74,8 @@ enum JSONBEscaping {
         switch value {
         case .string(let text): .string(restored(text))
         case .array(let elements): .array(elements.map(restored))
-        case .object(let members): .object(Dictionary(members.map { (restored($0.key), restored($0.value)) }, uniquingKeysWith: { first, _ in first }))
+        case .object(let members):
+            .object(Dictionary(members.map { (restored($0.key), restored($0.value)) }, uniquingKeysWith: { first, _ in first }))
         case .null, .bool, .int, .double: value
         }
     }
@@ -92,7 +93,9 @@ enum JSONBEscaping {
             switch scalars.next() {
             case let next? where next == "0": out += "\u{0}"
             case let next? where next.value == 0xFDD0: out += escape
-            case let next?: out += escape; out.unicodeScalars.append(next)
+            case let next?:
+                out += escape
+                out.unicodeScalars.append(next)
             case nil: out += escape
             }
         }

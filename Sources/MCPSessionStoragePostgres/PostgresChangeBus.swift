@@ -99,7 +99,13 @@ public final class PostgresChangeBus: ChangeBus, Service {
             group.addTask { await self.sender.run() }
             // Ending the wake-ups ends the sender; a plain stream, because
             // `cancelOnGracefulShutdown()` costs a thread hop per element.
-            group.addTask { await withGracefulShutdownHandler { await self.send() } onGracefulShutdown: { self.changes.finish() } }
+            group.addTask {
+                await withGracefulShutdownHandler {
+                    await self.send()
+                } onGracefulShutdown: {
+                    self.changes.finish()
+                }
+            }
         }
     }
 
@@ -111,7 +117,7 @@ public final class PostgresChangeBus: ChangeBus, Service {
             let attempt = ContinuousClock.now
             do {
                 try await cancelWhenGracefulShutdown { try await self.listener.withConnection { try await self.listen(on: $0) } }
-            } catch where !(error is CancellationError) {
+            } catch  where !(error is CancellationError) {
                 logger.warning("change bus connection lost; flushing and reconnecting", metadata: ["error": "\(error)"])
             } catch {}
             subscribers.deliver(.disconnected)
@@ -192,7 +198,9 @@ public final class PostgresChangeBus: ChangeBus, Service {
                                 for payload in payloads {
                                     // A failure loses this batch: the receivers see the hole in the
                                     // sequence and flush. The next batch goes on a new connection.
-                                    for try await _ in try await connection.execute(Notify(channel: self.channel, payload: payload), logger: self.logger) {}
+                                    for try await _ in try await connection.execute(
+                                        Notify(channel: self.channel, payload: payload), logger: self.logger)
+                                    {}
                                 }
                             }
                         }

@@ -15,9 +15,10 @@ struct JSONColumn: PostgresDecodable {
             guard buffer.readInteger(as: UInt8.self) == 1 else { throw SessionStorageError.corrupted("unknown jsonb binary version") }
         }
         let view = buffer.readableBytesView
-        let parsed = try view.withContiguousStorageIfAvailable { bytes in
-            try JSONValue.decode(bytes: bytes)
-        } ?? JSONValue.decode(Data(view))
+        let parsed =
+            try view.withContiguousStorageIfAvailable { bytes in
+                try JSONValue.decode(bytes: bytes)
+            } ?? JSONValue.decode(Data(view))
         buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
         value = type == .jsonb ? JSONBEscaping.restored(parsed, from: view) : parsed
     }
@@ -58,7 +59,9 @@ enum SessionColumns {
 
     /// A stored session id, checked against the contract.
     static func id(_ text: String) throws -> SessionID {
-        do { return try SessionID(validating: text) } catch { throw SessionStorageError.corrupted("stored session id \(text.debugDescription) is malformed") }
+        do { return try SessionID(validating: text) } catch {
+            throw SessionStorageError.corrupted("stored session id \(text.debugDescription) is malformed")
+        }
     }
 
     /// A session id and a number (a version, an event id): what batch statements answer per row.

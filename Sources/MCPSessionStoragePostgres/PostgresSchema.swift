@@ -58,7 +58,7 @@ public enum PostgresSchema {
                 generation bigint NOT NULL,
                 PRIMARY KEY (session_id, name)
             )
-            """,
+            """
         ],
     ]
 
@@ -72,11 +72,13 @@ public enum PostgresSchema {
     }
 
     static func checkIdentifier(_ name: String) throws(SessionStorageError) {
-        let valid = !name.isEmpty && name.utf8.count <= 63
+        let valid =
+            !name.isEmpty && name.utf8.count <= 63
             && name.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
             && !(name.utf8.first! >= 48 && name.utf8.first! <= 57)
         guard valid else {
-            throw SessionStorageError(.invalidInput, "schema name must be 1–63 lowercase letters, digits or '_', not starting with a digit: \(name.debugDescription)")
+            throw SessionStorageError(
+                .invalidInput, "schema name must be 1–63 lowercase letters, digits or '_', not starting with a digit: \(name.debugDescription)")
         }
     }
 
@@ -92,7 +94,10 @@ public enum PostgresSchema {
             var current = 0
             for try await row in rows { current = try row.decode(Int?.self) ?? 0 }
             guard current <= migrations.count else {
-                throw SessionStorageError(.corrupted, "schema \(schema) is at version \(current), newer than this release knows (\(migrations.count)); upgrade swift-mcp-session-storage")
+                throw SessionStorageError(
+                    .corrupted,
+                    "schema \(schema) is at version \(current), newer than this release knows (\(migrations.count)); upgrade swift-mcp-session-storage"
+                )
             }
             guard current < migrations.count else { return }
             try await connection.query(PostgresQuery(unsafeSQL: "SET LOCAL search_path TO \(schema)"), logger: logger)

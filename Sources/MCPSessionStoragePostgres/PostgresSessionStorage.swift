@@ -47,7 +47,9 @@ public final class PostgresSessionStorage: ChangeAnnouncingStorage, Service {
     ///     ``PostgresChangeBus`` the instances share (on this same database) to have every
     ///     write carry its NOTIFY. `nil` (the default): the writes send nothing themselves.
     /// - Throws: `invalidInput` for a malformed schema name.
-    public init(configuration: Configuration, changes: ChangeEmitter? = nil, logger: Logger = Logger(label: "mcp.session.postgres")) throws(SessionStorageError) {
+    public init(configuration: Configuration, changes: ChangeEmitter? = nil, logger: Logger = Logger(label: "mcp.session.postgres"))
+        throws(SessionStorageError)
+    {
         // State sizes travel as int4 (the `state_bytes` column): limits past it would trap there.
         let policy = configuration.policy
         let half = Int(Int32.max / 2)  // a key and a value together stay within int4
@@ -80,7 +82,9 @@ public final class PostgresSessionStorage: ChangeAnnouncingStorage, Service {
 
     /// Runs `body` once the schema is ready, within the operation timeout, mapping every error
     /// to the contract's.
-    private func perform<T: Sendable>(_ what: @autoclosure () -> String, _ body: @escaping @Sendable () async throws -> T) async throws(SessionStorageError) -> T {
+    private func perform<T: Sendable>(_ what: @autoclosure () -> String, _ body: @escaping @Sendable () async throws -> T)
+        async throws(SessionStorageError) -> T
+    {
         do {
             return try await bounded(body)
         } catch {
@@ -248,7 +252,8 @@ public final class PostgresSessionStorage: ChangeAnnouncingStorage, Service {
             throw PostgresErrors.map(error, "setting state of \(id)")
         }
         guard try await perform("setting state of \(id)", { [self] in try await exists(id) }) else { throw .sessionNotFound(id) }
-        throw SessionStorageError(.limitExceeded, "setting '\(key)' would take session \(id) past its state limit of \(policy.maxStateBytesPerSession) bytes")
+        throw SessionStorageError(
+            .limitExceeded, "setting '\(key)' would take session \(id) past its state limit of \(policy.maxStateBytesPerSession) bytes")
     }
 
     /// One batch of state writes: one statement for a lone write, one `UPDATE … FROM unnest`
@@ -260,7 +265,9 @@ public final class PostgresSessionStorage: ChangeAnnouncingStorage, Service {
             let message = ChangeMessageText.Template(prefix: messagePrefix, suffix: call.input.messageSuffix)
             return try await write(statement, of: call.id, message: message) { .changed(call.id, version: $0) }.map { [call.id: $0] } ?? [:]
         }
-        return try await batch(SetStates(calls: calls, now: now, limit: limit), of: calls.map(\.id), prefix: messagePrefix) { .changed($0, version: $1) }
+        return try await batch(SetStates(calls: calls, now: now, limit: limit), of: calls.map(\.id), prefix: messagePrefix) {
+            .changed($0, version: $1)
+        }
     }
 
     @discardableResult
@@ -317,7 +324,8 @@ public final class PostgresSessionStorage: ChangeAnnouncingStorage, Service {
     }
 
     /// Runs a replay statement; an empty answer checks that the session exists.
-    private func replay<S: PostgresPreparedStatement>(_ statement: S, of id: SessionID, _ what: @autoclosure () -> String) async throws(SessionStorageError) -> [S.Row]
+    private func replay<S: PostgresPreparedStatement>(_ statement: S, of id: SessionID, _ what: @autoclosure () -> String)
+        async throws(SessionStorageError) -> [S.Row]
     where S: Sendable, S.Row: Sendable {
         try await perform(what()) { [self] in
             let rows = try await all(statement)

@@ -101,7 +101,7 @@ final class SQLiteReader: @unchecked Sendable {
             let code = sqlite3_prepare_v3(handle, query.sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
             guard code == SQLITE_OK, let statement else {
                 let failure = Failure(code: code, message: String(cString: sqlite3_errmsg(handle)))
-                statements.forEach { sqlite3_finalize($0) }
+                for statement in statements { sqlite3_finalize(statement) }
                 sqlite3_close_v2(handle)
                 throw failure
             }
@@ -110,7 +110,7 @@ final class SQLiteReader: @unchecked Sendable {
     }
 
     deinit {
-        statements.forEach { sqlite3_finalize($0) }
+        for statement in statements { sqlite3_finalize(statement) }
         sqlite3_close_v2(connection)
     }
 

@@ -82,11 +82,17 @@ struct SessionRow {
     }
 
     func arguments(stateBytes: Int) -> StatementArguments {
-        [id, createdAt, lastActivity, isInitialized, protocolVersion, clientInfo, clientCapabilities, serverCapabilities, metadata, version, stateBytes]
+        [
+            id, createdAt, lastActivity, isInitialized, protocolVersion, clientInfo, clientCapabilities, serverCapabilities, metadata, version,
+            stateBytes,
+        ]
     }
 
     func updateArguments(stateBytes: Int, expected: Int64) -> StatementArguments {
-        [lastActivity, isInitialized, protocolVersion, clientInfo, clientCapabilities, serverCapabilities, metadata, version, stateBytes, id, expected]
+        [
+            lastActivity, isInitialized, protocolVersion, clientInfo, clientCapabilities, serverCapabilities, metadata, version, stateBytes, id,
+            expected,
+        ]
     }
 
     /// Decodes a `SQL.selectSession` row; `state` is the session's state by key.

@@ -73,7 +73,9 @@ public final class SQLiteSessionStorage: SessionStorage {
     // holding the lock) runs on GRDB's writer queue, a thread of its own, so that it never holds
     // one of the cooperative pool's few threads.
 
-    private func read<T: Sendable>(_ what: @autoclosure () -> String, _ body: @escaping @Sendable (Database) throws -> T) async throws(SessionStorageError) -> T {
+    private func read<T: Sendable>(_ what: @autoclosure () -> String, _ body: @escaping @Sendable (Database) throws -> T)
+        async throws(SessionStorageError) -> T
+    {
         do {
             return try await pool.read(body)
         } catch {
@@ -94,7 +96,9 @@ public final class SQLiteSessionStorage: SessionStorage {
     /// this storage is under way and the file's write lock is free at once (then it takes
     /// microseconds), otherwise on GRDB's writer queue, a thread of its own, where it may wait
     /// up to the busy timeout for another process holding the lock.
-    private func write<T: Sendable>(_ what: @autoclosure () -> String, _ body: @escaping @Sendable (Database) throws -> T) async throws(SessionStorageError) -> T {
+    private func write<T: Sendable>(_ what: @autoclosure () -> String, _ body: @escaping @Sendable (Database) throws -> T)
+        async throws(SessionStorageError) -> T
+    {
         do {
             if writesInFlight.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged {
                 defer { writesInFlight.subtract(1, ordering: .releasing) }
@@ -256,7 +260,9 @@ public final class SQLiteSessionStorage: SessionStorage {
     public func listSessions(after cursor: SessionID?, limit: Int) async throws(SessionStorageError) -> [SessionID] {
         try await read("listing sessions") { db in
             try String.fetchAll(db.cachedStatement(sql: SQL.listSessions), arguments: [cursor?.rawValue ?? "", max(0, limit)]).map { text in
-                do { return try SessionID(validating: text) } catch { throw SessionStorageError.corrupted("stored session id \(text.debugDescription) is malformed") }
+                do { return try SessionID(validating: text) } catch {
+                    throw SessionStorageError.corrupted("stored session id \(text.debugDescription) is malformed")
+                }
             }
         }
     }
@@ -393,7 +399,8 @@ public final class SQLiteSessionStorage: SessionStorage {
     public func events(in id: SessionID, stream: StreamID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
         try fastRead("replaying stream \(stream) of \(id)") { reader in
             var events: [SSEEvent] = []
-            try reader.select(.selectEventsAfter, .text(id.rawValue), .text(stream.rawValue), .integer(eventID), .integer(Int64(limit ?? -1))) { row in
+            try reader.select(.selectEventsAfter, .text(id.rawValue), .text(stream.rawValue), .integer(eventID), .integer(Int64(limit ?? -1))) {
+                row in
                 events.append(try EventRow.decode(row))
                 return true
             }

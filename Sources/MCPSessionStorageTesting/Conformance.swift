@@ -97,7 +97,9 @@ func require<T>(_ value: T?, _ what: String, file: StaticString = #filePath, lin
 }
 
 /// Dates survive a backend with at least millisecond precision.
-func expectClose(_ actual: Date, _ expected: Date, within seconds: TimeInterval = 0.002, _ what: String, file: StaticString = #filePath, line: UInt = #line) throws {
+func expectClose(
+    _ actual: Date, _ expected: Date, within seconds: TimeInterval = 0.002, _ what: String, file: StaticString = #filePath, line: UInt = #line
+) throws {
     try expect(abs(actual.timeIntervalSince(expected)) <= seconds, "\(what): expected about \(expected), got \(actual)", file: file, line: line)
 }
 

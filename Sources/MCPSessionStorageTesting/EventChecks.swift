@@ -100,12 +100,21 @@ extension SessionStorageConformance {
                 let session = try await storage.createSession()
                 let events = try await append(8, to: session.id, streams: [streamA, streamB], in: storage)  // a b a b…, 2 trimmed
                 let onA = events.filter { $0.stream == streamA }
-                try expectEqual(try await storage.events(in: session.id, stream: streamA, after: 0, limit: nil).map(\.id), Array(onA.dropFirst().map(\.id)), "stream A from the start (its first event trimmed)")
-                try expectEqual(try await storage.events(in: session.id, stream: streamB, after: events[4].id, limit: nil).map(\.id), [events[5].id, events[7].id], "stream B after an event of stream A")
-                try expectEqual(try await storage.events(in: session.id, stream: streamA, after: events[2].id, limit: 1).map(\.id), [events[4].id], "limit")
+                try expectEqual(
+                    try await storage.events(in: session.id, stream: streamA, after: 0, limit: nil).map(\.id), Array(onA.dropFirst().map(\.id)),
+                    "stream A from the start (its first event trimmed)")
+                try expectEqual(
+                    try await storage.events(in: session.id, stream: streamB, after: events[4].id, limit: nil).map(\.id),
+                    [events[5].id, events[7].id], "stream B after an event of stream A")
+                try expectEqual(
+                    try await storage.events(in: session.id, stream: streamA, after: events[2].id, limit: 1).map(\.id), [events[4].id], "limit")
                 try expectEqual(try await storage.events(in: session.id, stream: streamA, after: events[7].id, limit: nil), [], "after the newest")
-                try expectEqual(try await storage.events(in: session.id, stream: try StreamID(validating: "other"), after: 0, limit: nil), [], "a stream with no events")
-                try await expectError(.sessionNotFound, "events(stream:after:)") { try await storage.events(in: .generate(), stream: streamA, after: 0, limit: nil) }
+                try expectEqual(
+                    try await storage.events(in: session.id, stream: try StreamID(validating: "other"), after: 0, limit: nil), [],
+                    "a stream with no events")
+                try await expectError(.sessionNotFound, "events(stream:after:)") {
+                    try await storage.events(in: .generate(), stream: streamA, after: 0, limit: nil)
+                }
             },
             Check("one event by id: its stream and data; nil when trimmed or never stored") { context in
                 let storage = try await context.storage(SessionPolicy(maxEventsPerSession: 4))

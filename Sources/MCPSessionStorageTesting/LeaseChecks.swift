@@ -12,11 +12,16 @@ extension SessionStorageConformance {
                 try expect(try await storage.swapLease("call:1", in: session.id, expected: nil, new: nil), "nil to nil when nobody holds it")
                 try expect(try await storage.swapLease("call:1", in: session.id, expected: nil, new: mine), "taking a free lease")
                 try expectEqual(try await storage.lease("call:1", in: session.id), mine, "the lease taken")
-                try expect(!(try await storage.swapLease("call:1", in: session.id, expected: nil, new: Lease(holder: "b", generation: 1))), "taking a held lease")
+                try expect(
+                    !(try await storage.swapLease("call:1", in: session.id, expected: nil, new: Lease(holder: "b", generation: 1))),
+                    "taking a held lease")
                 try expect(!(try await storage.swapLease("call:1", in: session.id, expected: nil, new: nil)), "nil to nil when someone holds it")
                 try expect(try await storage.swapLease("call:1", in: session.id, expected: mine, new: mine.renewed), "renewing")
-                try expect(!(try await storage.swapLease("call:1", in: session.id, expected: mine, new: mine.renewed)), "renewing from a stale generation")
-                try expect(!(try await storage.swapLease("call:1", in: session.id, expected: Lease(holder: "b", generation: 2), new: nil)), "releasing someone else's")
+                try expect(
+                    !(try await storage.swapLease("call:1", in: session.id, expected: mine, new: mine.renewed)), "renewing from a stale generation")
+                try expect(
+                    !(try await storage.swapLease("call:1", in: session.id, expected: Lease(holder: "b", generation: 2), new: nil)),
+                    "releasing someone else's")
                 try expectEqual(try await storage.lease("call:1", in: session.id), mine.renewed, "after the refused swaps")
                 try expect(try await storage.swapLease("call:1", in: session.id, expected: mine.renewed, new: nil), "releasing")
                 try expectEqual(try await storage.lease("call:1", in: session.id), nil, "after release")
@@ -39,7 +44,9 @@ extension SessionStorageConformance {
                 let session = try await storage.createSession()
                 let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
                     for contender in 0..<8 {
-                        group.addTask { try await storage.swapLease("call", in: session.id, expected: nil, new: Lease(holder: "c\(contender)", generation: 1)) }
+                        group.addTask {
+                            try await storage.swapLease("call", in: session.id, expected: nil, new: Lease(holder: "c\(contender)", generation: 1))
+                        }
                     }
                     return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
                 }
@@ -49,7 +56,9 @@ extension SessionStorageConformance {
                 let storage = try await context.storage()
                 let missing = SessionID.generate()
                 try await expectError(.sessionNotFound, "lease") { try await storage.lease("x", in: missing) }
-                try await expectError(.sessionNotFound, "swap") { try await storage.swapLease("x", in: missing, expected: nil, new: Lease(holder: "a", generation: 1)) }
+                try await expectError(.sessionNotFound, "swap") {
+                    try await storage.swapLease("x", in: missing, expected: nil, new: Lease(holder: "a", generation: 1))
+                }
                 try await expectError(.sessionNotFound, "release") {
                     try await storage.swapLease("x", in: missing, expected: Lease(holder: "a", generation: 1), new: nil)
                 }

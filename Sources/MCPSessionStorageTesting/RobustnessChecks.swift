@@ -31,7 +31,9 @@ extension SessionStorageConformance {
                 let beforeWrite = Date()
                 try await storage.setState(1, forKey: "k", in: session.id)
                 let loaded = try require(try await storage.session(session.id), "session")
-                try expect(loaded.lastActivity >= beforeWrite.addingTimeInterval(-0.002), "lastActivity \(loaded.lastActivity) not moved by a write at \(beforeWrite)")
+                try expect(
+                    loaded.lastActivity >= beforeWrite.addingTimeInterval(-0.002),
+                    "lastActivity \(loaded.lastActivity) not moved by a write at \(beforeWrite)")
             },
             Check("the cleanup service expires sessions past the TTL") { context in
                 let storage = try await context.storage(SessionPolicy(sessionTTL: .seconds(60)))
@@ -88,7 +90,10 @@ extension SessionStorageConformance {
                     "\u{0}", "a\u{0}b\u{0}", fdd0, fdd0 + "0", fdd0 + fdd0, fdd0 + "\u{0}", #"\u0000"#, "\\\u{0}", ffff + "\u{0}",
                 ]
                 let value: JSONValue = .object(
-                    Dictionary(uniqueKeysWithValues: odd.enumerated().map { ("k\($0.offset)\($0.element)", .array([.string($0.element), ["\($0.element)": .string($0.element)]])) }))
+                    Dictionary(
+                        uniqueKeysWithValues: odd.enumerated().map {
+                            ("k\($0.offset)\($0.element)", .array([.string($0.element), ["\($0.element)": .string($0.element)]]))
+                        }))
                 let fields = NewSession(
                     protocolVersion: "2025-11-25", clientInfo: ["name": "nul\u{0}client", "version": value],
                     clientCapabilities: ["x\u{0}": value], serverCapabilities: ["tools": ["n\u{0}": true]],
@@ -107,7 +112,8 @@ extension SessionStorageConformance {
                 for (index, text) in odd.enumerated() {
                     try expectEqual(try await storage.stateValue(forKey: "s\(index)", in: session.id), .string(text), "state value \(index)")
                     let key = "s\(index)\(text.replacingOccurrences(of: "\u{0}", with: ""))x"
-                    try expectEqual(try await storage.stateValue(forKey: key, in: session.id), .string(text), "state under key \(key.debugDescription)")
+                    try expectEqual(
+                        try await storage.stateValue(forKey: key, in: session.id), .string(text), "state under key \(key.debugDescription)")
                 }
                 try expectEqual(try await storage.stateValue(forKey: "key" + fdd0 + "0", in: session.id), "\u{0}", "state under an escape-like key")
                 try await storage.removeState(forKey: "key" + fdd0 + "0", in: session.id)
@@ -194,7 +200,9 @@ extension SessionStorageConformance {
                 let missing = SessionID.generate()
                 // Every third event has no data, every other one a type, every fourth a retry.
                 let event: @Sendable (Int) -> NewEvent = { n in
-                    NewEvent(stream: .standalone, type: n % 2 == 0 ? "message" : nil, data: n % 3 == 0 ? nil : .int(Int64(n)), retryMilliseconds: n % 4 == 0 ? 500 : nil)
+                    NewEvent(
+                        stream: .standalone, type: n % 2 == 0 ? "message" : nil, data: n % 3 == 0 ? nil : .int(Int64(n)),
+                        retryMilliseconds: n % 4 == 0 ? 500 : nil)
                 }
                 let outcomes = await all(sessions + [missing], rounds: 6) { id, round throws(SessionStorageError) in
                     try await storage.appendEvent(event(round), to: id)
@@ -202,13 +210,16 @@ extension SessionStorageConformance {
                 for id in sessions {
                     let appended = outcomes.filter { $0.0 == id }.compactMap { outcome in (try? outcome.2.get()).map { (outcome.1, $0) } }
                     let ids = appended.map(\.1.id).sorted()
-                    try expect(ids.count == 6 && Set(ids).count == 6 && zip(ids, ids.dropFirst()).allSatisfy { $0 < $1 }, "ids of six appends: \(ids)")
+                    try expect(
+                        ids.count == 6 && Set(ids).count == 6 && zip(ids, ids.dropFirst()).allSatisfy { $0 < $1 }, "ids of six appends: \(ids)")
                     let kept = try await storage.recentEvents(in: id, limit: 10)
                     try expectEqual(kept.map(\.id), Array(ids.suffix(4)), "the newest four kept")
                     for stored in kept {
                         let round = try require(appended.first { $0.1.id == stored.id }?.0, "round of event \(stored.id)")
                         let sent = event(round)
-                        try expect(stored.type == sent.type && stored.data == sent.data && stored.retryMilliseconds == sent.retryMilliseconds, "event \(stored.id) came back as \(stored)")
+                        try expect(
+                            stored.type == sent.type && stored.data == sent.data && stored.retryMilliseconds == sent.retryMilliseconds,
+                            "event \(stored.id) came back as \(stored)")
                     }
                 }
                 try expectEqual(failures(of: missing, in: outcomes), Array(repeating: .sessionNotFound, count: 6), "appends to a missing session")
@@ -255,7 +266,8 @@ extension SessionStorageConformance {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for _ in 0..<10 {
                         group.addTask {
-                            _ = try await storage.modifySession(session.id, attempts: 1000) { (session: inout SessionInfo) throws(SessionStorageError) in
+                            _ = try await storage.modifySession(session.id, attempts: 1000) {
+                                (session: inout SessionInfo) throws(SessionStorageError) in
                                 guard case .int(let n) = session.metadata["n"] else { throw SessionStorageError(.corrupted, "n is not an int") }
                                 session.metadata["n"] = .int(n + 1)
                             }

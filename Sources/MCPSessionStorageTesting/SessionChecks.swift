@@ -19,7 +19,9 @@ extension SessionStorageConformance {
                 let before = Date()
                 let session = try await storage.createSession()
                 let text = session.id.rawValue
-                try expect(text.range(of: "^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", options: .regularExpression) != nil, "id \(text) is not a UUID v7")
+                try expect(
+                    text.range(of: "^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", options: .regularExpression) != nil,
+                    "id \(text) is not a UUID v7")
                 try expectEqual(session.version, 1, "version of a new session")
                 try expectClose(session.createdAt, before, within: 5, "createdAt")
                 try expectEqual(session.lastActivity, session.createdAt, "lastActivity of a new session")
@@ -180,7 +182,8 @@ extension SessionStorageConformance {
                 let storage = try await context.storage(SessionPolicy(activityWriteInterval: .seconds(30)))
                 let session = try await storage.createSession()
                 try await storage.touchSession(session.id, at: session.lastActivity.addingTimeInterval(10))
-                try expectClose(try require(try await storage.session(session.id), "loaded").lastActivity, session.lastActivity, "lastActivity after early touch")
+                try expectClose(
+                    try require(try await storage.session(session.id), "loaded").lastActivity, session.lastActivity, "lastActivity after early touch")
                 let later = session.lastActivity.addingTimeInterval(31)
                 try await storage.touchSession(session.id, at: later)
                 try expectClose(try require(try await storage.session(session.id), "loaded").lastActivity, later, "lastActivity after late touch")

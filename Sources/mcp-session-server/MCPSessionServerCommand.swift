@@ -20,7 +20,8 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
     }
 
     enum ConsistencyMode: String, ExpressibleByArgument, CaseIterable {
-        case readYourWrites = "read-your-writes", eventual
+        case readYourWrites = "read-your-writes"
+        case eventual
     }
 
     @Option(help: "The address to listen on; keep loopback unless a proxy in front checks origins.")
@@ -41,7 +42,10 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
     @Option(help: "Bytes the front holds at most (default 67108864, 64 MiB).")
     var cacheMaxBytes: Int?
 
-    @Option(help: "With a bus: read-your-writes (each request confirms the front's copy with one small batched read, so it sees every write acknowledged before it, on any instance) or eventual (no read; another instance's write is seen once its message arrives).")
+    @Option(
+        help:
+            "With a bus: read-your-writes (each request confirms the front's copy with one small batched read, so it sees every write acknowledged before it, on any instance) or eventual (no read; another instance's write is seen once its message arrives)."
+    )
     var consistency: ConsistencyMode = .readYourWrites
 
     @Option(help: "auto | none | postgres://…: where instances tell each other what changed (auto: the storage's database when it is PostgreSQL).")
@@ -53,7 +57,10 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("session-ttl"), help: "Seconds a session may stay idle before it expires.")
     var sessionTTL = 1800
 
-    @Option(help: "Seconds a connection has to send a request's headers (from opening, or from its previous response's end); also the longest pause inside a request body. Slower connections are closed.")
+    @Option(
+        help:
+            "Seconds a connection has to send a request's headers (from opening, or from its previous response's end); also the longest pause inside a request body. Slower connections are closed."
+    )
     var headerTimeout = 10
 
     @Option(help: "Connections open at once; past it new ones wait until one closes (default: the open-file limit less 128, between 16 and 10000).")
@@ -76,7 +83,8 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
         var logger = Logger(label: "mcp-session-server")
         logger.logLevel = .info
         let stack = try StorageStack(
-            storage: try StorageSpec(parsing: storage), bus: try BusSpec(parsing: bus), busGap: busGap.map { .milliseconds($0) }, cache: cache == .lru,
+            storage: try StorageSpec(parsing: storage), bus: try BusSpec(parsing: bus), busGap: busGap.map { .milliseconds($0) },
+            cache: cache == .lru,
             maxEntries: cacheMaxEntries, maxBytes: cacheMaxBytes, consistency: consistency == .eventual ? .eventual : .readYourWrites,
             sessionTTL: .seconds(sessionTTL), logger: logger)
 
@@ -94,7 +102,8 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
                 logger.info(
                     "listening",
                     metadata: [
-                        "address": "http://\(channel.localAddress?.ipAddress ?? host):\(channel.localAddress?.port ?? port)\(path)", "storage": "\(stack.description)",
+                        "address": "http://\(channel.localAddress?.ipAddress ?? host):\(channel.localAddress?.port ?? port)\(path)",
+                        "storage": "\(stack.description)",
                         "max-connections": "\(connections.maximum)", "header-timeout": "\(headerTimeout)s",
                     ])
             },

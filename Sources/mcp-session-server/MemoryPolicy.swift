@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// How the process asks glibc's allocator to hand memory back.
@@ -17,9 +17,9 @@ enum MemoryPolicy {
     /// without glibc, does nothing.
     static func apply() {
         #if canImport(Glibc)
-        typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "mallopt") else { return }
-        _ = unsafeBitCast(symbol, to: Mallopt.self)(mmapThreshold, 128 << 10)
+            typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+            guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "mallopt") else { return }
+            _ = unsafeBitCast(symbol, to: Mallopt.self)(mmapThreshold, 128 << 10)
         #endif
     }
 }

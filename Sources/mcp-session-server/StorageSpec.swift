@@ -17,7 +17,8 @@ enum StorageSpec: Equatable {
         } else if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
             self = .postgres(url: text)
         } else if let scheme = ["redis", "rediss", "dynamodb"].first(where: { text.hasPrefix("\($0):") }) {
-            throw ValidationError("--storage \(scheme): this build has no \(scheme) backend yet; use memory:, sqlite:PATH or postgres://USER[:PASS]@HOST[:PORT]/DB")
+            throw ValidationError(
+                "--storage \(scheme): this build has no \(scheme) backend yet; use memory:, sqlite:PATH or postgres://USER[:PASS]@HOST[:PORT]/DB")
         } else {
             throw ValidationError("--storage \(text.prefix(64)): expected memory:, sqlite:PATH or postgres://USER[:PASS]@HOST[:PORT]/DB")
         }

@@ -2,9 +2,10 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-@testable import MCPSessionServer
 import MCPSessionStorage
 import Testing
+
+@testable import MCPSessionServer
 
 /// What a hostile or careless client can send: every answer is a clean one, and nothing traps.
 @Suite("Hostile input")
@@ -55,7 +56,8 @@ struct HostileInputTests {
         try await makeApp(MCPServer(storage: storage)).test(.router) { client in
             let session = try await client.newSession()
             let id: JSONValue = "call\u{7F}1"
-            let body = ByteBuffer(string: #"{"jsonrpc":"2.0","id":"call\u007f1","method":"tools/call","params":{"name":"state_get","arguments":{"key":"k"}}}"#)
+            let body = ByteBuffer(
+                string: #"{"jsonrpc":"2.0","id":"call\u007f1","method":"tools/call","params":{"name":"state_get","arguments":{"key":"k"}}}"#)
             let answer = try json(try await client.post(body, session: session))
             #expect(answer[member: "id"] == id)
             #expect(answer[member: "result"]?[member: "content"] == [["type": "text", "text": "null"]])

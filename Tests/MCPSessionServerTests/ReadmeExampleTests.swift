@@ -15,7 +15,9 @@ struct ReadmeExampleTests {
     /// Every code block preceded by `<!-- example: PATH -->` in the README and the guides,
     /// with its path.
     static func shownExamples() throws -> [(document: String, path: String, code: String)] {
-        let documents = ["README.md"] + (try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("Docs").path))
+        let documents =
+            ["README.md"]
+            + (try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("Docs").path))
             .filter { $0.hasSuffix(".md") }.map { "Docs/" + $0 }
         var examples: [(String, String, String)] = []
         for document in documents {

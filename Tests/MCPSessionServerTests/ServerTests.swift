@@ -2,10 +2,11 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-@testable import MCPSessionServer
 import MCPSessionStorage
 import ServiceLifecycle
 import Testing
+
+@testable import MCPSessionServer
 
 /// A server over `storage` with the demo tools, as a Hummingbird application.
 func makeApp(_ server: MCPServer) -> some ApplicationProtocol {
@@ -25,7 +26,10 @@ let jsonOnly: HTTPFields = [.contentType: "application/json", .accept: "applicat
 let sse: HTTPFields = [.contentType: "application/json", .accept: "application/json, text/event-stream"]
 
 func initialize(version: String = "2025-11-25") -> ByteBuffer {
-    ByteBuffer(string: #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"\#(version)","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#)
+    ByteBuffer(
+        string:
+            #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"\#(version)","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#
+    )
 }
 
 func call(_ tool: String, _ arguments: String, id: Int = 2) -> ByteBuffer {
@@ -109,7 +113,9 @@ struct ServerProtocolTests {
             #expect(frames[1].contains(#""data":"tick 0""#) && frames[2].contains(#""data":"tick 1""#))
             #expect(frames[3].contains(#""text":"done""#))
             let stored = try await storage.recentEvents(in: id, limit: 100).filter { $0.stream.rawValue == "2" }
-            #expect(stored.map { EventCursor(eventID: $0.id, session: id).text } == frames.dropFirst().map { String($0.split(separator: "\n")[0].dropFirst(4)) })
+            #expect(
+                stored.map { EventCursor(eventID: $0.id, session: id).text }
+                    == frames.dropFirst().map { String($0.split(separator: "\n")[0].dropFirst(4)) })
         }
     }
 
@@ -121,7 +127,10 @@ struct ServerProtocolTests {
             #expect(EventCursor(cursor.text)?.belongs(to: session) == true)
             #expect(EventCursor(cursor.text)?.belongs(to: .generate()) == false)
         }
-        for bad in ["", "12", "0-0000000000000000", "x-0000000000000000", "1-00000000000000zz", "1-0000000000000000-0", "1-0000000000000000-zz", "1-0000000000000000-0a"] {
+        for bad in [
+            "", "12", "0-0000000000000000", "x-0000000000000000", "1-00000000000000zz", "1-0000000000000000-0", "1-0000000000000000-zz",
+            "1-0000000000000000-0a",
+        ] {
             #expect(EventCursor(bad) == nil, "\(bad)")
         }
     }
@@ -132,7 +141,10 @@ struct ServerProtocolTests {
         configuration.maxBodyBytes = 1024
         try await makeApp(MCPServer(storage: storage, configuration: configuration)).test(.router) { client in
             let session = try await client.newSession()
-            func expect(_ body: ByteBuffer, session: String? = session, headers: HTTPFields = jsonOnly, _ status: HTTPResponse.Status, code: Int64? = nil, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+            func expect(
+                _ body: ByteBuffer, session: String? = session, headers: HTTPFields = jsonOnly, _ status: HTTPResponse.Status, code: Int64? = nil,
+                sourceLocation: SourceLocation = #_sourceLocation
+            ) async throws {
                 let response = try await client.post(body, session: session, headers: headers)
                 #expect(response.status == status, sourceLocation: sourceLocation)
                 if let code {
@@ -143,7 +155,8 @@ struct ServerProtocolTests {
             try await expect(get, session: nil, .badRequest, code: -32600)
             try await expect(get, session: "no-such-session", .notFound)
             try await expect(get, session: "bad\u{7F}id", .notFound)
-            try await expect(get, headers: [.contentType: "application/json", .accept: "application/json", .protocolVersion: "2024-01-01"], .badRequest)
+            try await expect(
+                get, headers: [.contentType: "application/json", .accept: "application/json", .protocolVersion: "2024-01-01"], .badRequest)
             try await expect(get, headers: [.contentType: "text/plain", .accept: "application/json"], .unsupportedMediaType)
             try await expect(get, headers: [.contentType: "application/json", .accept: "text/html"], .notAcceptable)
             try await expect(get, headers: [.contentType: "application/json", .origin: "http://evil.example"], .forbidden)
@@ -261,7 +274,7 @@ struct ServerClusterTests {
                     for tick in 0..<5 { #expect(text.contains(#""data":"tick \#(tick)""#)) }
                     #expect(ticks.last?.contains(#""text":"done""#) == true)
                     // The first instance's own stream got the same events.
-                    #expect(String(buffer: try await ticker.value.body) .contains(#""text":"done""#))
+                    #expect(String(buffer: try await ticker.value.body).contains(#""text":"done""#))
                 }
             }
             group.cancelAll()

@@ -25,8 +25,10 @@ struct PgbenchScriptTests {
     func scriptsMatchStatements() throws {
         #expect(try script("get-session.sql") == expected(SelectSession.sql, [1: ":client_id"]))
         #expect(try script("set-state.sql") == expected(SetState.sql, [1: ":client_id", 2: ":key", 3: ":value", 4: ":size", 5: ":now", 6: ":limit"]))
-        #expect(try script("append-event.sql") == expected(
-            AppendEvent.sql, [1: ":client_id", 2: ":now", 3: ":stream", 4: "NULL", 5: ":data", 6: "NULL", 7: ":keep"]))
+        #expect(
+            try script("append-event.sql")
+                == expected(
+                    AppendEvent.sql, [1: ":client_id", 2: ":now", 3: ":stream", 4: "NULL", 5: ":data", 6: "NULL", 7: ":keep"]))
         #expect(try script("replay-100.sql") == expected(EventsAfter.sql, [1: ":client_id", 2: ":cursor", 3: "NULL"]))
     }
 }

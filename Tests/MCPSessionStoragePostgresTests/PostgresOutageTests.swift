@@ -30,7 +30,9 @@ struct PostgresOutageTests {
                 let clock = ContinuousClock()
                 let started = clock.now
                 await #expect { try await storage.session(id) } throws: { ($0 as? SessionStorageError)?.code == .unavailable }
-                await #expect { try await storage.setState(1, forKey: "during", in: id) } throws: { ($0 as? SessionStorageError)?.code == .unavailable }
+                await #expect { try await storage.setState(1, forKey: "during", in: id) } throws: {
+                    ($0 as? SessionStorageError)?.code == .unavailable
+                }
                 // Two calls, each bounded by the operation timeout (plus scheduling slack).
                 #expect(clock.now - started < timeout * 2 + .seconds(2), "a call hung past the operation timeout")
             }

@@ -36,9 +36,9 @@ struct SQLiteWriteLockTests {
     }
 
     /// Writes that must wait for another process's lock do not hold the cooperative pool's
-    /// threads (as many as cores): other work keeps running meanwhile. Run inline, as writes
-    /// once were, eight such writes stopped the pool for the lock's whole second (1 tick here
-    /// instead of 40).
+    /// threads (as many as cores): work started meanwhile finishes long before the lock is
+    /// released. Run inline, as writes once were, eight such writes held every pool thread until
+    /// the lock went.
     @Test("writes waiting for another process's lock leave the cooperative pool free", .timeLimit(.minutes(1)))
     func lockedFileLeavesThePoolFree() async throws {
         let path = temporaryDatabasePath()
@@ -47,11 +47,12 @@ struct SQLiteWriteLockTests {
         for _ in 0..<8 { ids.append(try await storage.createSession().id) }
         let holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
-        holder.arguments = [path, "BEGIN IMMEDIATE;", ".shell echo locked", ".shell sleep 2", "COMMIT;"]
+        holder.arguments = [path, "BEGIN IMMEDIATE;", ".shell echo locked", ".shell sleep 3", "COMMIT;"]
         let output = Pipe()
         holder.standardOutput = output
         try holder.run()
         #expect(String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).contains("locked"))
+        let locked = ContinuousClock.now
 
         let writes = Task {
             try await withThrowingTaskGroup(of: Int64.self) { group in
@@ -59,14 +60,13 @@ struct SQLiteWriteLockTests {
                 return try await group.reduce(0, +)
             }
         }
-        // Meanwhile, work that needs a pool thread every 20 ms.
-        var ticks = 0
-        let start = ContinuousClock.now
-        while ContinuousClock.now - start < .milliseconds(800) {
-            try await Task.sleep(for: .milliseconds(20))
-            ticks += 1
+        try await Task.sleep(for: .milliseconds(100))  // the writes are waiting now
+        // Work that needs pool threads, started while the writes wait.
+        let finished = await withTaskGroup(of: ContinuousClock.Instant.self) { group in
+            for _ in 0..<4 { group.addTask { ContinuousClock.now } }
+            return await group.reduce(locked) { max($0, $1) }
         }
-        #expect(ticks >= 10, "the pool ran other work only \(ticks) times in 800 ms while writes waited for the lock")
+        #expect(finished - locked < .seconds(2), "work on the pool waited \(finished - locked) for writes blocked on the lock")
         #expect(try await writes.value == 8 * 2, "every write got through once the lock was released")
         holder.waitUntilExit()
     }

@@ -40,7 +40,9 @@ struct ChangeEmitterTests {
         #expect(try ChangeEmitter(instanceID: "me", channel: "c").claim(carrying: false) != nil)
     }
 
-    @Test("a write past the gap carries the queue numbered (a batch, which cannot, waits); if it sends nothing the queue comes back under the same numbers")
+    @Test(
+        "a write past the gap carries the queue numbered (a batch, which cannot, waits); if it sends nothing the queue comes back under the same numbers"
+    )
     func unclaiming() throws {
         let emitter = try ChangeEmitter(instanceID: "me", channel: "c", minimumGap: .milliseconds(1))
         let id = try SessionID(validating: "s")

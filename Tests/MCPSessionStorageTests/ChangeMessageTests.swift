@@ -13,17 +13,20 @@ struct ChangeMessageTests {
             .eventAppended(id, stream: stream, eventID: 7), .eventAppended(.generate(), stream: .standalone, eventID: Int64.max),
         ]
         for (index, change) in changes.enumerated() {
-            let message = ChangeMessage(origin: "instance-1", delivery: index % 2 == 0 ? .sequenced(UInt64(index + 1)) : .transactional, change: change)
+            let message = ChangeMessage(
+                origin: "instance-1", delivery: index % 2 == 0 ? .sequenced(UInt64(index + 1)) : .transactional, change: change)
             let text = ChangeMessageText.encode(message)
             #expect(!text.contains("\n"))
             #expect(ChangeMessageText.decode(Substring(text)) == message)
         }
     }
 
-    @Test("text that is not a message decodes to nil", arguments: [
-        "", "x|o|1|id", "c|o|notanumber|1|id", "c|o||1|id", "c|o|+|1|id", "c|o|1|v|id", "c|o|1|5|", "d|o|1|has space",
-        "e|o|1|7|99|short", "e|o|1|7|-1|x", "e|o|1|x|1|aid",
-    ])
+    @Test(
+        "text that is not a message decodes to nil",
+        arguments: [
+            "", "x|o|1|id", "c|o|notanumber|1|id", "c|o||1|id", "c|o|+|1|id", "c|o|1|v|id", "c|o|1|5|", "d|o|1|has space",
+            "e|o|1|7|99|short", "e|o|1|7|-1|x", "e|o|1|x|1|aid",
+        ])
     func malformed(_ text: String) {
         #expect(ChangeMessageText.decode(Substring(text)) == nil)
     }
@@ -37,10 +40,11 @@ struct ChangeMessageTests {
             .changed(a, version: 5), .eventAppended(a, stream: two, eventID: 11), .changed(a, version: 4),
             .eventAppended(a, stream: one, eventID: 12),
         ])
-        #expect(merged == [
-            .changed(b, version: 1), .eventAppended(a, stream: two, eventID: 11), .changed(a, version: 5),
-            .eventAppended(a, stream: one, eventID: 12),
-        ])
+        #expect(
+            merged == [
+                .changed(b, version: 1), .eventAppended(a, stream: two, eventID: 11), .changed(a, version: 5),
+                .eventAppended(a, stream: one, eventID: 12),
+            ])
     }
 
     @Test("merging leaves every change of a session that was deleted among them, in order")

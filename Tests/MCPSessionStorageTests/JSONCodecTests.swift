@@ -30,10 +30,12 @@ struct JSONCodecTests {
         #expect(try text(["b": 1, "a": ["x": "\u{1}\n\"/"]]) == #"{"a":{"x":"\u0001\n\"/"},"b":1}"#)
     }
 
-    @Test("malformed text is invalidInput", arguments: [
-        "", " ", "{", "}", "[1,]", "{\"a\":1,}", "{'a':1}", "[1 2]", "01", "1.", ".5", "1e", "+1", "--1",
-        "NaN", "Infinity", "tru", "nul", "\"\\x\"", "\"\\u12\"", "\"\\ud800\"", "\"a\nb\"", "[1]x", "1e999",
-    ])
+    @Test(
+        "malformed text is invalidInput",
+        arguments: [
+            "", " ", "{", "}", "[1,]", "{\"a\":1,}", "{'a':1}", "[1 2]", "01", "1.", ".5", "1e", "+1", "--1",
+            "NaN", "Infinity", "tru", "nul", "\"\\x\"", "\"\\u12\"", "\"\\ud800\"", "\"a\nb\"", "[1]x", "1e999",
+        ])
     func malformed(_ text: String) {
         #expect { try JSONValue.decode(Data(text.utf8)) } throws: { ($0 as? SessionStorageError)?.code == .invalidInput }
     }

@@ -1,9 +1,10 @@
 import Foundation
-@testable import MCPSessionStorage
 import Metrics
 import MetricsTestKit
 import Synchronization
 import Testing
+
+@testable import MCPSessionStorage
 
 /// swift-metrics is bootstrapped once per process; each test tells its own tier apart by a
 /// dimension, so tests running in parallel do not mix their counts.

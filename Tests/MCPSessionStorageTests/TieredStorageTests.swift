@@ -1,8 +1,9 @@
 import Foundation
-@testable import MCPSessionStorage
 import MCPSessionStorageTesting
 import Synchronization
 import Testing
+
+@testable import MCPSessionStorage
 
 @Suite("TieredSessionStorage")
 struct TieredStorageTests {
@@ -276,7 +277,9 @@ final class CountingStorage: SessionStorage {
         return try await inner.events(in: id, after: eventID, limit: limit)
     }
 
-    func createSession(id: SessionID?, _ fields: NewSession) async throws(SessionStorageError) -> SessionInfo { try await inner.createSession(id: id, fields) }
+    func createSession(id: SessionID?, _ fields: NewSession) async throws(SessionStorageError) -> SessionInfo {
+        try await inner.createSession(id: id, fields)
+    }
     func updateSession(_ session: SessionInfo) async throws(SessionStorageError) -> SessionInfo { try await inner.updateSession(session) }
     func touchSession(_ id: SessionID, at now: Date) async throws(SessionStorageError) { try await inner.touchSession(id, at: now) }
     func deleteSession(_ id: SessionID) async throws(SessionStorageError) -> Bool { try await inner.deleteSession(id) }
@@ -292,7 +295,9 @@ final class CountingStorage: SessionStorage {
         if loseAnswers.load(ordering: .relaxed) { throw SessionStorageError(.unavailable, "the answer to a committed write was lost") }
         return version
     }
-    func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 { try await inner.removeState(forKey: key, in: id) }
+    func removeState(forKey key: String, in id: SessionID) async throws(SessionStorageError) -> Int64 {
+        try await inner.removeState(forKey: key, in: id)
+    }
     func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent { try await inner.appendEvent(event, to: id) }
     func events(in id: SessionID, stream: StreamID, after eventID: Int64, limit: Int?) async throws(SessionStorageError) -> [SSEEvent] {
         eventReads.add(1, ordering: .relaxed)
@@ -306,7 +311,9 @@ final class CountingStorage: SessionStorage {
         eventReads.add(1, ordering: .relaxed)
         return try await inner.recentEvents(in: id, limit: limit)
     }
-    func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int { try await inner.deleteEvents(in: id, before: eventID) }
+    func deleteEvents(in id: SessionID, before eventID: Int64) async throws(SessionStorageError) -> Int {
+        try await inner.deleteEvents(in: id, before: eventID)
+    }
     func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID] { try await inner.expireSessions(olderThan: cutoff) }
     func sessionCount() async throws(SessionStorageError) -> Int { try await inner.sessionCount() }
     func eventCount() async throws(SessionStorageError) -> Int { try await inner.eventCount() }

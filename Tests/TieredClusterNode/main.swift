@@ -54,7 +54,8 @@ LoggingSystem.bootstrap { label in
 }
 let arguments = CommandLine.arguments
 guard arguments.count == 6 else {
-    FileHandle.standardError.write(Data("usage: TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached[:GAP_MS]|standalone[:GAP_MS]|none|bare\n".utf8))
+    FileHandle.standardError.write(
+        Data("usage: TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached[:GAP_MS]|standalone[:GAP_MS]|none|bare\n".utf8))
     exit(2)
 }
 var configuration = try PostgresSessionStorage.Configuration(url: arguments[1])
@@ -71,7 +72,8 @@ case "attached":
     bus = try PostgresChangeBus(configuration: configuration, changes: changes)
 case "standalone":
     durable = try PostgresSessionStorage(configuration: configuration)
-    bus = try mode.count == 2
+    bus =
+        try mode.count == 2
         ? PostgresChangeBus(configuration: configuration, channel: arguments[3], instanceID: arguments[4], minimumGap: gap)
         : PostgresChangeBus(configuration: configuration, channel: arguments[3], instanceID: arguments[4])
 default:
@@ -99,7 +101,8 @@ while let line = readLine() {
             _ = try await storage.createSession(id: try SessionID(validating: words[1]), NewSession())
             say("ok")
         case "set":
-            let version = try await storage.setState(try JSONValue.decode(Data(words[3].utf8)), forKey: words[2], in: try SessionID(validating: words[1]))
+            let version = try await storage.setState(
+                try JSONValue.decode(Data(words[3].utf8)), forKey: words[2], in: try SessionID(validating: words[1]))
             say("ok \(version)")
         case "get":
             let value = try await storage.stateValue(forKey: words[2], in: try SessionID(validating: words[1]))
@@ -125,7 +128,8 @@ while let line = readLine() {
             say(seen.map { "evicted \($0)" } ?? "timeout")
         case "set-timed":
             let started = monotonicNanoseconds()
-            let version = try await storage.setState(try JSONValue.decode(Data(words[3].utf8)), forKey: words[2], in: try SessionID(validating: words[1]))
+            let version = try await storage.setState(
+                try JSONValue.decode(Data(words[3].utf8)), forKey: words[2], in: try SessionID(validating: words[1]))
             say("ok \(version) \(started) \(monotonicNanoseconds())")
         case "load":
             let (seconds, callers, name) = (Int(words[1]) ?? 5, Int(words[2]) ?? 8, words[3])

@@ -12,18 +12,24 @@ func registerPostgres() {
     for callers in [1, 16] {
         for operation in Operation.allCases {
             let schema = "bench_\(operation.rawValue.replacingOccurrences(of: "-", with: "_"))_c\(callers)"
-            Benchmark("PostgreSQL \(operation.rawValue) c\(callers)", closure: { benchmark, fixtures in
-                try await run(operation, on: fixtures, callers: callers, total: benchmark.scaledIterations.count)
-            }, setup: {
-                let storage = try await PostgresBench.storage(url: url, schema: schema, connections: callers)
-                return try await (0..<callers).asyncMap { try await Fixture.make(storage, id: try SessionID(validating: "\($0)")) }
-            })
+            Benchmark(
+                "PostgreSQL \(operation.rawValue) c\(callers)",
+                closure: { benchmark, fixtures in
+                    try await run(operation, on: fixtures, callers: callers, total: benchmark.scaledIterations.count)
+                },
+                setup: {
+                    let storage = try await PostgresBench.storage(url: url, schema: schema, connections: callers)
+                    return try await (0..<callers).asyncMap { try await Fixture.make(storage, id: try SessionID(validating: "\($0)")) }
+                })
         }
     }
 }
 
 enum Operation: String, CaseIterable {
-    case getSession = "get-session", setState = "set-state", appendEvent = "append-event", replay = "replay-100"
+    case getSession = "get-session"
+    case setState = "set-state"
+    case appendEvent = "append-event"
+    case replay = "replay-100"
 }
 
 /// Runs `total` operations split over `fixtures.count` concurrent callers, each on its own session.

@@ -32,9 +32,11 @@ struct Fixture: Sendable {
     let cursor: Int64
 
     static func make(_ storage: any SessionStorage, id: SessionID? = nil) async throws -> Fixture {
-        let session = try await storage.createSession(id: id, NewSession(
-            isInitialized: true, protocolVersion: "2025-06-18", clientInfo: ["name": "bench", "version": "1"],
-            state: ["user": "ada", "counter": 41, "prefs": ["theme": "dark", "lang": "en"]]))
+        let session = try await storage.createSession(
+            id: id,
+            NewSession(
+                isInitialized: true, protocolVersion: "2025-06-18", clientInfo: ["name": "bench", "version": "1"],
+                state: ["user": "ada", "counter": 41, "prefs": ["theme": "dark", "lang": "en"]]))
         // Two streams, so replaying stream 1 after its first event skips stream 2's 100.
         let streams = [try StreamID.request(1), try StreamID.request(2)]
         var first: Int64 = 0
@@ -70,8 +72,10 @@ func register(_ backend: String, _ make: @escaping @Sendable () async throws -> 
     let setup: @Sendable () async throws -> Fixture = { try await Fixture.make(try await make()) }
 
     for operation in Operation.allCases {
-        Benchmark("\(backend) \(operation.rawValue)", closure: { benchmark, fixture in
-            try await fixture.perform(operation, times: benchmark.scaledIterations.count)
-        }, setup: setup)
+        Benchmark(
+            "\(backend) \(operation.rawValue)",
+            closure: { benchmark, fixture in
+                try await fixture.perform(operation, times: benchmark.scaledIterations.count)
+            }, setup: setup)
     }
 }

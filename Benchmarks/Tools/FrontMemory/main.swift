@@ -70,4 +70,6 @@ let after = residentBytes()
 peak = max(peak, after)
 let growth = peak - before
 let (entries, bytes) = tiered.frontSize
-print(#"{"name":"Front RSS growth after 1M sessions","value":\#(growth / 1024),"unit":"KiB","cap_kib":\#(cap / 1024),"ratio":\#(String(format: "%.3f", Double(growth) / Double(cap))),"entries":\#(entries),"estimated_kib":\#(bytes / 1024)}"#)
+print(
+    #"{"name":"Front RSS growth after 1M sessions","value":\#(growth / 1024),"unit":"KiB","cap_kib":\#(cap / 1024),"ratio":\#(String(format: "%.3f", Double(growth) / Double(cap))),"entries":\#(entries),"estimated_kib":\#(bytes / 1024)}"#
+)

@@ -16,7 +16,8 @@ let answer = ByteBuffer(
 let router = Router()
 router.post("/mcp") { request, _ -> Response in
     _ = try await request.body.collect(upTo: 4 << 20)
-    return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache, no-transform"], body: ResponseBody(byteBuffer: answer))
+    return Response(
+        status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache, no-transform"], body: ResponseBody(byteBuffer: answer))
 }
 let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
 try await app.runService()
