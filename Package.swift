@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "MCPSessionStorage", targets: ["MCPSessionStorage"]),
         .library(name: "MCPSessionStorageSQLite", targets: ["MCPSessionStorageSQLite"]),
         .library(name: "MCPSessionStoragePostgres", targets: ["MCPSessionStoragePostgres"]),
+        .library(name: "MCPSessionStorageRedis", targets: ["MCPSessionStorageRedis"]),
         .library(name: "MCPSessionStorageTesting", targets: ["MCPSessionStorageTesting"]),
         .library(name: "MCPSessionServer", targets: ["MCPSessionServer"]),
         .executable(name: "mcp-session-server", targets: ["mcp-session-server"]),
@@ -51,6 +52,21 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .target(
+            name: "MCPSessionStorageRedis",
+            dependencies: [
+                "MCPSessionStorage", "CHiredis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "MCPSessionStorageTesting",
             dependencies: ["MCPSessionStorage"]
@@ -71,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "mcp-session-server",
             dependencies: [
-                "MCPSessionServer", "MCPSessionStorageSQLite", "MCPSessionStoragePostgres",
+                "MCPSessionServer", "MCPSessionStorageSQLite", "MCPSessionStoragePostgres", "MCPSessionStorageRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -95,7 +111,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MCPSessionStoragePostgresTests",
-            dependencies: ["MCPSessionStoragePostgres", "MCPSessionStorageTesting"]
+            dependencies: ["MCPSessionStoragePostgres", "MCPSessionStorageTesting", "ClusterNodeDriver"]
         ),
         .executableTarget(
             name: "QuickStart",
@@ -112,9 +128,21 @@ let package = Package(
             ],
             path: "Examples/GreetServer"
         ),
+        .testTarget(
+            name: "MCPSessionStorageRedisTests",
+            dependencies: ["MCPSessionStorageRedis", "MCPSessionStorageTesting", "ClusterNodeDriver"]
+        ),
+        .target(
+            name: "ClusterNodeDriver",
+            dependencies: ["MCPSessionStorage"],
+            path: "Tests/ClusterNodeDriver"
+        ),
         .executableTarget(
             name: "TieredClusterNode",
-            dependencies: ["MCPSessionStoragePostgres"],
+            dependencies: [
+                "MCPSessionStoragePostgres", "MCPSessionStorageRedis",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Tests/TieredClusterNode"
         ),
         .executableTarget(

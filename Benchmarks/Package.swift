@@ -20,6 +20,7 @@ let package = Package(
                 .product(name: "MCPSessionStorage", package: "swift-mcp-session-storage"),
                 .product(name: "MCPSessionStorageSQLite", package: "swift-mcp-session-storage"),
                 .product(name: "MCPSessionStoragePostgres", package: "swift-mcp-session-storage"),
+                .product(name: "MCPSessionStorageRedis", package: "swift-mcp-session-storage"),
             ],
             path: "Benchmarks/SessionStorageBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]
@@ -33,6 +34,14 @@ let package = Package(
             name: "PostgresNIOFloor",
             dependencies: [.product(name: "PostgresNIO", package: "postgres-nio")],
             path: "Tools/PostgresNIOFloor"
+        ),
+        .executableTarget(
+            name: "RedisCommands",
+            dependencies: [
+                .product(name: "MCPSessionStorage", package: "swift-mcp-session-storage"),
+                .product(name: "MCPSessionStorageRedis", package: "swift-mcp-session-storage"),
+            ],
+            path: "Tools/RedisCommands"
         ),
         .executableTarget(
             name: "HTTPFloor",

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Cluster figures for scripts/bench, measured across real processes over one PostgreSQL.
+"""Cluster figures for scripts/bench, measured across real processes over one PostgreSQL or Redis.
 
   cluster.py NODE URL [SECTIONS]      SECTIONS: a comma-separated subset of propagation,cost,load
 
-NODE is the TieredClusterNode executable. Prints JSON lines:
+NODE is the TieredClusterNode executable; URL a postgres:// or redis:// URL (figures over Redis
+carry " over Redis" in their names, and PUBLISH where PostgreSQL has NOTIFY). Prints JSON lines:
 - invalidation propagation, from the moment one instance starts a write to the moment another
   sees its cached copy evicted (an upper bound on commit-to-eviction), p50 and p99, for each bus
   (with writes spaced beyond the gap of the buses that have one, and back to back);
@@ -18,6 +19,14 @@ import json, subprocess, sys, time, uuid
 
 NODE, URL = sys.argv[1], sys.argv[2]
 SECTIONS = (sys.argv[3] if len(sys.argv) > 3 else "propagation,cost,load").split(",")
+REDIS = URL.startswith("redis")
+BACKEND = "Redis" if REDIS else "PostgreSQL"
+SUFFIX = " over Redis" if REDIS else ""
+
+
+def named(text):
+    """A label in the backend's words."""
+    return text.replace("NOTIFY", "PUBLISH") if REDIS else text
 
 
 class Node:
@@ -51,6 +60,12 @@ def fresh(prefix):
 
 
 def drop(schema):
+    if REDIS:
+        port = URL.split("://", 1)[1].split("/")[0].split("?")[0].rsplit(":", 1)[1]
+        keys = subprocess.run(["redis-cli", "-p", port, "--scan", "--pattern", f"{schema}:*"], capture_output=True, text=True, check=True)
+        for start in range(0, len(keys.stdout.split()), 500):
+            subprocess.run(["redis-cli", "-p", port, "DEL", *keys.stdout.split()[start:start + 500]], capture_output=True, check=True)
+        return
     subprocess.run(["psql", URL, "-qc", f"SET client_min_messages = warning; DROP SCHEMA IF EXISTS {schema} CASCADE"], check=True)
 
 
@@ -75,7 +90,7 @@ def propagation(mode, label, spacing=0.0, samples=500):
         # The commit lies between the write's start and its return: the figure is from the start
         # (an upper bound), and from_return (a lower one) is given beside it.
         return [
-            {"name": f"Invalidation propagation p{q}{label}", "value": round(percentile(delays, q), 1), "unit": "us",
+            {"name": f"Invalidation propagation p{q}{SUFFIX}{named(label)}", "value": round(percentile(delays, q), 1), "unit": "us",
              "from_return": round(percentile(after_return, q), 1), "samples": len(delays), "timeouts": lost}
             for q in (50, 99)
         ]
@@ -136,8 +151,8 @@ def cost_section():
             on = write_rate(schema, channel, mode)
             bare.append(write_rate(schema, channel, "bare"))
             off = (bare[-2] + bare[-1]) / 2
-            print(json.dumps({"name": f"Write through the tier at 1 caller, {label}", "value": round(on), "unit": "ops/s",
-                              "peer": "the bare PostgreSQL write", "peer_value": round(off), "ratio": round(on / off, 3)}), flush=True)
+            print(json.dumps({"name": f"Write through the tier at 1 caller{SUFFIX}, {label}", "value": round(on), "unit": "ops/s",
+                              "peer": f"the bare {BACKEND} write", "peer_value": round(off), "ratio": round(on / off, 3)}), flush=True)
     finally:
         drop(schema)
 
@@ -153,7 +168,7 @@ def load_section():
         on = throughput(mode)
         offs.append(throughput("none"))
         off = (offs[-2] + offs[-1]) / 2
-        print(json.dumps({"name": f"3 instances set-state, bus on ({label})", "value": round(on), "unit": "ops/s",
+        print(json.dumps({"name": f"3 instances set-state{SUFFIX}, bus on ({named(label)})", "value": round(on), "unit": "ops/s",
                           "peer": "same load, bus off", "peer_value": round(off), "ratio": round(on / off, 3)}), flush=True)
 
 

@@ -1,10 +1,10 @@
 """Load benchmark of mcp-session-server: `tools/call state_get` over HTTP from a second process.
 
-    python3 Benchmarks/server-load.py SERVER FLOOR POSTGRES_URL [SECONDS]
+    python3 Benchmarks/server-load.py SERVER FLOOR POSTGRES_URL REDIS_URL [SECONDS]
 
 In the same run it measures the floor (FLOOR, Hummingbird answering every POST with the same
 bytes and nothing else) and the peer (the Python MCP SDK's own server, sessions in memory).
-For each storage (memory, SQLite, PostgreSQL) with the front on and off, it starts the server
+For each storage (memory, SQLite, PostgreSQL, Redis) with the front on and off, it starts the server
 (release build) on loopback, opens one session per load connection, stores a value, and has
 wrk (16 connections, 2 threads) call `state_get` as a real client does: POST with
 `Accept: application/json, text/event-stream`, so each answer is an SSE stream (a priming event
@@ -128,8 +128,8 @@ def record(name: str, figures: dict, **extra: object) -> None:
 
 
 def main() -> None:
-    binary, floor, postgres_url = sys.argv[1], sys.argv[2], sys.argv[3]
-    seconds = int(sys.argv[4]) if len(sys.argv) > 4 else 5
+    binary, floor, postgres_url, redis_url = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+    seconds = int(sys.argv[5]) if len(sys.argv) > 5 else 5
     with tempfile.TemporaryDirectory() as workdir:
         # The limit (HTTP alone) and the peer (the Python SDK's server, in memory) first.
         floor_figures = measure([floor, "{port}"], seconds, workdir, "HTTP floor", sessions=False)
@@ -142,11 +142,14 @@ def main() -> None:
             ("memory", "memory:"),
             ("SQLite", f"sqlite:{workdir}/load.db"),
             ("PostgreSQL", f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema={schema}"),
+            ("Redis", f"{redis_url}{'&' if '?' in redis_url else '?'}prefix={schema}"),
         ]
-        # PostgreSQL's front runs with its bus: read-your-writes confirms each request's session
-        # version (one batched read); eventual trusts the bus. Both, to show the check's cost.
+        # The fronts over PostgreSQL and Redis run with their buses: read-your-writes confirms
+        # each request's session version (one read); eventual trusts the bus. Both, to show the
+        # check's cost.
         runs = [(label, storage, cache, None) for label, storage in storages for cache in ("lru", "none")]
-        runs.insert(runs.index(("PostgreSQL", storages[2][1], "none", None)), ("PostgreSQL", storages[2][1], "lru", "eventual"))
+        for label, storage in storages[2:]:
+            runs.insert(runs.index((label, storage, "none", None)), (label, storage, "lru", "eventual"))
         for label, storage, cache, consistency in runs:
             flags = ["--consistency", consistency] if consistency else []
             figures = measure([binary, "--port", "{port}", "--storage", storage, "--cache", cache, *flags], seconds, workdir, label)

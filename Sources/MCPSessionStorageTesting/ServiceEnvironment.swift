@@ -50,13 +50,26 @@ public struct ServiceEnvironment: Sendable {
         "\(name) is not reachable at \(url); run scripts/services start (under CI=true this fails instead)"
     }
 
-    private static let defaultPorts = ["postgres": 5432, "postgresql": 5432, "redis": 6379, "http": 80, "https": 443]
+    private static let defaultPorts = ["postgres": 5432, "postgresql": 5432, "redis": 6379, "redis+cluster": 6379, "http": 80, "https": 443]
 
-    /// Whether a TCP connection to the URL's host and port (IPv4 or a resolvable name) succeeds within a second.
+    /// The first host and port the URL names (`scheme://[user[:password]@]host[:port][,host[:port]…][/…]`).
+    var firstHostAndPort: (host: String, port: Int)? {
+        guard let schemeEnd = url.range(of: "://") else { return nil }
+        let scheme = String(url[..<schemeEnd.lowerBound])
+        var authority = url[schemeEnd.upperBound...].prefix { $0 != "/" && $0 != "?" }
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        let first = authority.prefix { $0 != "," }
+        guard let colon = first.lastIndex(of: ":") else {
+            return Self.defaultPorts[scheme].map { (String(first), $0) }
+        }
+        guard let port = Int(first[first.index(after: colon)...]) else { return nil }
+        return (String(first[..<colon]), port)
+    }
+
+    /// Whether a TCP connection to the URL's (first) host and port (IPv4 or a resolvable name)
+    /// succeeds within a second.
     public var isReachable: Bool {
-        guard let components = URLComponents(string: url), let host = components.host,
-            let port = components.port ?? Self.defaultPorts[components.scheme ?? ""]
-        else { return false }
+        guard let (host, port) = firstHostAndPort, !host.isEmpty else { return false }
         var hints = addrinfo()
         hints.ai_family = AF_INET
         #if canImport(Glibc)

@@ -30,7 +30,10 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
     @Option(help: "The port to listen on.")
     var port = 8080
 
-    @Option(help: "memory: | sqlite:PATH | postgres://USER[:PASS]@HOST[:PORT]/DB")
+    @Option(
+        help:
+            "memory: | sqlite:PATH | postgres://USER[:PASS]@HOST[:PORT]/DB | redis://[:PASS@]HOST[:PORT][/DB] (redis+cluster://, or several HOST:PORT, for Redis Cluster)"
+    )
     var storage = "sqlite:mcp_sessions.db"
 
     @Option(help: "An in-process LRU front over the storage (lru), or none.")
@@ -48,10 +51,15 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
     )
     var consistency: ConsistencyMode = .readYourWrites
 
-    @Option(help: "auto | none | postgres://…: where instances tell each other what changed (auto: the storage's database when it is PostgreSQL).")
+    @Option(
+        help:
+            "auto | none | postgres://… | redis://…: where instances tell each other what changed (auto: the storage's own database when it is PostgreSQL or Redis, each change sent inside its write)."
+    )
     var bus = "auto"
 
-    @Option(help: "Milliseconds between NOTIFYs sent after commits (default: 0 with --bus auto, every NOTIFY inside its write; 10 with a bus URL).")
+    @Option(
+        help:
+            "Milliseconds between change messages sent after writes (default: 0 with --bus auto, every message inside its write; 10 with a bus URL).")
     var busGap: Int?
 
     @Option(name: .customLong("session-ttl"), help: "Seconds a session may stay idle before it expires.")

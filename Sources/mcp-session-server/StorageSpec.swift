@@ -5,8 +5,13 @@ enum StorageSpec: Equatable {
     case memory
     case sqlite(path: String)
     case postgres(url: String)
+    case redis(url: String)
 
-    /// Parses `memory:`, `sqlite:PATH` or `postgres://USER[:PASS]@HOST[:PORT]/DB`.
+    static let expected =
+        "memory:, sqlite:PATH, postgres://USER[:PASS]@HOST[:PORT]/DB or redis://[:PASS@]HOST[:PORT][/DB] (redis+cluster://, or several HOST:PORT, for a cluster)"
+
+    /// Parses `memory:`, `sqlite:PATH`, `postgres://USER[:PASS]@HOST[:PORT]/DB` or
+    /// `redis://[:PASS@]HOST[:PORT][/DB]` (`redis+cluster://…`, or several comma-separated hosts).
     init(parsing text: String) throws(ValidationError) {
         if text == "memory:" {
             self = .memory
@@ -16,11 +21,12 @@ enum StorageSpec: Equatable {
             self = .sqlite(path: path)
         } else if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
             self = .postgres(url: text)
-        } else if let scheme = ["redis", "rediss", "dynamodb"].first(where: { text.hasPrefix("\($0):") }) {
-            throw ValidationError(
-                "--storage \(scheme): this build has no \(scheme) backend yet; use memory:, sqlite:PATH or postgres://USER[:PASS]@HOST[:PORT]/DB")
+        } else if text.hasPrefix("redis://") || text.hasPrefix("redis+cluster://") {
+            self = .redis(url: text)
+        } else if let scheme = ["rediss", "dynamodb"].first(where: { text.hasPrefix("\($0):") }) {
+            throw ValidationError("--storage \(scheme): this build has no \(scheme) backend; use \(Self.expected)")
         } else {
-            throw ValidationError("--storage \(text.prefix(64)): expected memory:, sqlite:PATH or postgres://USER[:PASS]@HOST[:PORT]/DB")
+            throw ValidationError("--storage \(text.prefix(64)): expected \(Self.expected)")
         }
     }
 }
@@ -30,13 +36,17 @@ enum BusSpec: Equatable {
     case auto
     case none
     case postgres(url: String)
+    case redis(url: String)
 
     init(parsing text: String) throws(ValidationError) {
         switch text {
         case "auto": self = .auto
         case "none": self = .none
         case _ where text.hasPrefix("postgres://") || text.hasPrefix("postgresql://"): self = .postgres(url: text)
-        default: throw ValidationError("--bus \(text.prefix(64)): expected auto, none or postgres://USER[:PASS]@HOST[:PORT]/DB")
+        case _ where text.hasPrefix("redis://") || text.hasPrefix("redis+cluster://"): self = .redis(url: text)
+        default:
+            throw ValidationError(
+                "--bus \(text.prefix(64)): expected auto, none, postgres://USER[:PASS]@HOST[:PORT]/DB or redis://[:PASS@]HOST[:PORT][/DB]")
         }
     }
 }
@@ -48,6 +58,7 @@ extension StorageSpec {
         case .memory: "memory"
         case .sqlite(let path): "sqlite \(path)"
         case .postgres(let url): "postgres \(url.split(separator: "@").last.map(String.init) ?? "")"
+        case .redis(let url): "redis \(url.split(separator: "@").last.map(String.init) ?? String(url.dropFirst(url.hasPrefix("redis+") ? 16 : 8)))"
         }
     }
 }

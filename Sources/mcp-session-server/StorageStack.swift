@@ -1,6 +1,7 @@
 import Logging
 import MCPSessionStorage
 import MCPSessionStoragePostgres
+import MCPSessionStorageRedis
 import MCPSessionStorageSQLite
 
 /// The durable storage and bus the flags describe, assembled into a ``SessionStack``.
@@ -45,6 +46,23 @@ struct StorageStack {
             } else {
                 durable = try PostgresSessionStorage(configuration: configuration, logger: logger)
             }
+        case .redis(let url):
+            var configuration = try RedisSessionStorage.Configuration(url: url)
+            configuration.policy = policy
+            // `auto` over Redis: each write's script PUBLISHes its change (no commit lock to pay).
+            if busSpec == .auto {
+                let changes = try ChangeEmitter(minimumGap: busGap ?? .zero, logger: logger)
+                durable = try RedisSessionStorage(configuration: configuration, changes: changes, logger: logger)
+                bus = try RedisChangeBus(configuration: configuration, changes: changes, logger: logger)
+                busName = "redis (PUBLISH inside writes)"
+            } else {
+                durable = try RedisSessionStorage(configuration: configuration, logger: logger)
+            }
+        }
+        if bus == nil, case .redis(let url) = busSpec {
+            let configuration = try RedisSessionStorage.Configuration(url: url)
+            bus = try RedisChangeBus(configuration: configuration, minimumGap: busGap ?? .milliseconds(10), logger: logger)
+            busName = "redis (batched PUBLISH)"
         }
         if bus == nil, case .postgres(let url) = busSpec {
             let configuration = try PostgresSessionStorage.Configuration(url: url)

@@ -1,3 +1,4 @@
+import ClusterNodeDriver
 import Foundation
 import MCPSessionStorage
 import MCPSessionStoragePostgres
@@ -5,62 +6,15 @@ import MCPSessionStorageTesting
 import PostgresNIO
 import Testing
 
-/// One `TieredClusterNode` process, driven line by line.
-final class ClusterNode {
-    let process = Process()
-    private let input = Pipe()
-    private let output = Pipe()
-    private var buffer = Data()
-
-    init(schema: String, channel: String, instance: String, mode: String = "attached") throws {
-        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("TieredClusterNode")
-        process.arguments = [PostgresTestEnvironment.url, schema, channel, instance, mode]
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        let greeting = try readLine()
-        guard greeting == "ready" else { throw SessionStorageError(.unavailable, "node \(instance) said \(greeting)") }
-    }
-
-    deinit { if process.isRunning { process.terminate() } }
-
-    /// Sends one command and returns its one-line answer.
-    @discardableResult
-    func send(_ command: String) throws -> String {
-        input.fileHandleForWriting.write(Data((command + "\n").utf8))
-        return try readLine()
-    }
-
-    private func readLine() throws -> String {
-        while true {
-            if let newline = buffer.firstIndex(of: 0x0A) {
-                let line = String(decoding: buffer[..<newline], as: UTF8.self)
-                buffer.removeSubrange(...newline)
-                return line
-            }
-            let chunk = output.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { throw SessionStorageError(.unavailable, "node exited") }
-            buffer.append(chunk)
-        }
-    }
-
-    /// Repeats `command` until it answers `expected`, for up to five seconds.
-    func eventually(_ command: String, _ expected: String) async throws -> Bool {
-        for _ in 0..<500 {
-            if try send(command) == expected { return true }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        return false
-    }
-}
-
 @Suite("Tiered cluster over PostgreSQL", .serialized, .enabled(if: PostgresTestEnvironment.shouldRun, PostgresTestEnvironment.skipReason))
 struct ClusterTests {
     func cluster(_ count: Int, mode: String = "attached") throws -> (nodes: [ClusterNode], schema: String, channel: String) {
         let schema = PostgresTestEnvironment.freshSchema()
         let channel = "c" + schema
         // Instance names unique to the test, so its listeners can be told apart in pg_stat_activity.
-        let nodes = try (0..<count).map { try ClusterNode(schema: schema, channel: channel, instance: "\(schema)-node\($0)", mode: mode) }
+        let nodes = try (0..<count).map {
+            try ClusterNode(url: PostgresTestEnvironment.url, schema: schema, channel: channel, instance: "\(schema)-node\($0)", mode: mode)
+        }
         return (nodes, schema, channel)
     }
 

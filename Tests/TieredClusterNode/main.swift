@@ -1,10 +1,11 @@
-// One instance of a tiered cluster over PostgreSQL, driven line by line on stdin for the
-// cross-process tests. Every command answers one line on stdout.
+// One instance of a tiered cluster over PostgreSQL or Redis, driven line by line on stdin for
+// the cross-process tests. Every command answers one line on stdout.
 //
 //   TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached[:GAP_MS]|standalone[:GAP_MS]|none|bare
 //
+// URL: postgres://… (SCHEMA is the schema) or redis://… (SCHEMA is the key prefix).
 // `none`: the tier without a bus; `bare`: also without a bus, and `load` writes to the
-// PostgreSQL storage directly, not through the tier.
+// durable storage directly, not through the tier.
 //
 //   create ID                  -> ok
 //   set ID KEY JSON            -> ok VERSION
@@ -21,6 +22,8 @@ import Foundation
 import Logging
 import MCPSessionStorage
 import MCPSessionStoragePostgres
+import MCPSessionStorageRedis
+import ServiceLifecycle
 
 func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 func monotonicNanoseconds() -> UInt64 {
@@ -58,31 +61,39 @@ guard arguments.count == 6 else {
         Data("usage: TieredClusterNode URL SCHEMA CHANNEL INSTANCE attached[:GAP_MS]|standalone[:GAP_MS]|none|bare\n".utf8))
     exit(2)
 }
-var configuration = try PostgresSessionStorage.Configuration(url: arguments[1])
-configuration.tls = .disable
-configuration.schema = arguments[2]
 let mode = arguments[5].split(separator: ":")
 let gap = Duration.milliseconds(mode.count == 2 ? Int(mode[1]) ?? 0 : 0)
-let durable: PostgresSessionStorage
-let bus: PostgresChangeBus?
-switch mode[0] {
-case "attached":
-    let changes = try ChangeEmitter(instanceID: arguments[4], channel: arguments[3], minimumGap: gap)
-    durable = try PostgresSessionStorage(configuration: configuration, changes: changes)
-    bus = try PostgresChangeBus(configuration: configuration, changes: changes)
-case "standalone":
-    durable = try PostgresSessionStorage(configuration: configuration)
-    bus =
-        try mode.count == 2
-        ? PostgresChangeBus(configuration: configuration, channel: arguments[3], instanceID: arguments[4], minimumGap: gap)
-        : PostgresChangeBus(configuration: configuration, channel: arguments[3], instanceID: arguments[4])
-default:
-    durable = try PostgresSessionStorage(configuration: configuration)
-    bus = nil
+let (channel, instance) = (arguments[3], arguments[4])
+let attached = mode[0] == "attached" ? try ChangeEmitter(instanceID: instance, channel: channel, minimumGap: gap) : nil
+let durable: any SessionStorage & Service
+let bus: (any ChangeBus & Service)?
+if arguments[1].hasPrefix("redis") {
+    var configuration = try RedisSessionStorage.Configuration(url: arguments[1])
+    configuration.keyPrefix = arguments[2]
+    durable = try RedisSessionStorage(configuration: configuration, changes: attached)
+    switch (mode[0], attached) {
+    case ("attached", let changes?): bus = try RedisChangeBus(configuration: configuration, changes: changes)
+    case ("standalone", _):
+        bus = try RedisChangeBus(
+            configuration: configuration, channel: channel, instanceID: instance, minimumGap: mode.count == 2 ? gap : .milliseconds(10))
+    default: bus = nil
+    }
+} else {
+    var configuration = try PostgresSessionStorage.Configuration(url: arguments[1])
+    configuration.tls = .disable
+    configuration.schema = arguments[2]
+    durable = try PostgresSessionStorage(configuration: configuration, changes: attached)
+    switch (mode[0], attached) {
+    case ("attached", let changes?): bus = try PostgresChangeBus(configuration: configuration, changes: changes)
+    case ("standalone", _):
+        bus = try PostgresChangeBus(
+            configuration: configuration, channel: channel, instanceID: instance, minimumGap: mode.count == 2 ? gap : .milliseconds(10))
+    default: bus = nil
+    }
 }
 let storage = TieredSessionStorage(durable: durable, bus: bus)
-Task { await durable.run() }
-if let bus { Task { await bus.run() } }
+Task { try? await durable.run() }
+if let bus { Task { try? await bus.run() } }
 let readyBy = ContinuousClock.now + .seconds(30)
 while !storage.isFrontEnabled {
     guard ContinuousClock.now < readyBy else {

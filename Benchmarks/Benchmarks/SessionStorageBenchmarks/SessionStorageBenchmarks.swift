@@ -21,6 +21,7 @@ let benchmarks: @Sendable () -> Void = {
     }
     Benchmark.teardown = { await Background.stopAll() }
     registerPostgres()
+    registerRedis()
     registerTiered()
 }
 

@@ -1,0 +1,41 @@
+import Foundation
+@_spi(Backend) import MCPSessionStorage
+import NIOCore
+import NIOPosix
+
+/// Turns what a Redis call threw into the contract's error, naming the servers.
+enum RedisErrors {
+    static func map(_ error: any Error, _ what: String, nodes: [String]) -> SessionStorageError {
+        let servers = nodes.joined(separator: ",")
+        switch error {
+        case let error as SessionStorageError:
+            return error
+        case is TimeoutError:
+            return SessionStorageError(.unavailable, "\(what): Redis at \(servers) did not answer in time", underlying: error)
+        case is CancellationError:
+            return SessionStorageError(.unavailable, "\(what): cancelled", underlying: error)
+        case let error as RedisReplyError where error.kind == "OOM":
+            return SessionStorageError(.limitExceeded, "\(what): Redis is out of memory (\(error.message))", underlying: error)
+        case let error as RedisReplyError:
+            return SessionStorageError(.unavailable, "\(what): Redis at \(servers) refused: \(error.message)", underlying: error)
+        default:
+            return SessionStorageError(.unavailable, "\(what): cannot reach Redis at \(servers) (\(describe(error)))", underlying: error)
+        }
+    }
+
+    /// A connection failure in a few words: `connection refused`, `connect timeout`, ….
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let error as NIOConnectionError:
+            return error.connectionErrors.first.map { describe($0.error) } ?? "no address for the host"
+        case let error as IOError:
+            return String(cString: strerror(error.errnoCode)).lowercased()
+        case ChannelError.connectTimeout:
+            return "connect timeout"
+        case ChannelError.ioOnClosedChannel, ChannelError.alreadyClosed, ChannelError.eof:
+            return "connection closed"
+        default:
+            return "\(error)"
+        }
+    }
+}
