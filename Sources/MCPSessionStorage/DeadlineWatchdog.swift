@@ -40,7 +40,7 @@ public final class DeadlineWatchdog: Sendable {
     public func run<T: Sendable>(
         timeout: Duration, _ operation: @escaping @Sendable () async throws -> T
     ) async throws -> T {
-        let outcome = Outcome<T>()
+        let outcome = FirstOutcome<T>()
         let task = Task {
             do { outcome.resolve(.success(try await operation())) } catch { outcome.resolve(.failure(error)) }
         }
@@ -61,44 +61,6 @@ public final class DeadlineWatchdog: Sendable {
         } onCancel: {
             task.cancel()
             outcome.resolve(.failure(CancellationError()))
-        }
-    }
-
-    /// The first result wins: the operation's, the deadline's or the caller's cancellation.
-    private final class Outcome<T: Sendable>: Sendable {
-        private enum State {
-            case pending
-            case waiting(CheckedContinuation<T, any Error>)
-            case resolved(Result<T, any Error>)
-        }
-
-        private let state = Mutex(State.pending)
-
-        func resolve(_ result: Result<T, any Error>) {
-            let waiter = state.withLock { state -> CheckedContinuation<T, any Error>? in
-                switch state {
-                case .pending:
-                    state = .resolved(result)
-                    return nil
-                case .waiting(let continuation):
-                    state = .resolved(result)
-                    return continuation
-                case .resolved:
-                    return nil
-                }
-            }
-            waiter?.resume(with: result)
-        }
-
-        func value() async throws -> T {
-            try await withCheckedThrowingContinuation { continuation in
-                let ready = state.withLock { state -> Result<T, any Error>? in
-                    if case .resolved(let result) = state { return result }
-                    state = .waiting(continuation)
-                    return nil
-                }
-                if let ready { continuation.resume(with: ready) }
-            }
         }
     }
 

@@ -16,8 +16,8 @@ import ServiceLifecycle
 /// What it sends comes from a ``ChangeEmitter``:
 /// - **Inside the writes**, when the durable tier is this Redis: build the ``RedisSessionStorage``
 ///   and the bus with one emitter. Every write `PUBLISH`es its change in its own script, so the
-///   message goes out if and only if the write happened, at no cost to other writers (Redis has
-///   no commit lock to take).
+///   message goes out if and only if the write happened, with no commit lock for writers to
+///   queue on (as NOTIFY inside a PostgreSQL transaction has).
 /// - **After the writes**, for any other durable tier (`init(configuration:minimumGap:)`): the
 ///   tiered storage publishes each change, and one sender sends them, merged, at most one
 ///   `PUBLISH` per gap, numbered so that receivers see any that are lost.

@@ -1,12 +1,22 @@
 import CHiredis
+@_spi(Backend) import MCPSessionStorage
 import NIOCore
 import NIOPosix
 import Synchronization
 
-/// A command on its way to Redis, and where its reply goes.
+/// A command on its way to Redis, where its reply goes, and when the reply is overdue.
 struct RedisRequest {
     var args: [String]
     var reply: EventLoopPromise<RESPValue>
+    var deadline: NIODeadline
+}
+
+/// The deadline of the operation the current task runs (set by the storage for each call); a
+/// command sent outside one is given `fallback`.
+enum RedisDeadline {
+    @TaskLocal static var current: NIODeadline?
+    static let fallback = TimeAmount.seconds(5)
+    static var forNextCommand: NIODeadline { current ?? .now() + fallback }
 }
 
 /// The RESP codec on a connection's pipeline: hiredis formats each command
@@ -14,14 +24,20 @@ struct RedisRequest {
 /// go to the commands in the order they were sent. Any number of commands may be in flight: a
 /// connection is a pipeline. On a subscribed connection, published messages (`message` arrays)
 /// go to `onMessage` instead, on the event loop, as they are read.
+///
+/// Timeouts cost nothing per command: replies come in order, so only the oldest command waiting
+/// can be overdue first. A check every 100 ms on the event loop fails every waiting command and
+/// closes the connection once the oldest is past its deadline (the others are behind it).
 final class RESPHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = RedisRequest
     typealias OutboundOut = ByteBuffer
 
     private let reader: UnsafeMutablePointer<redisReader>
-    private var waiting = CircularBuffer<EventLoopPromise<RESPValue>>()
+    private var waiting = CircularBuffer<(reply: EventLoopPromise<RESPValue>, deadline: NIODeadline)>()
     private let onMessage: (@Sendable (RESPValue) -> Void)?
+    private var deadlineCheck: RepeatedTask?
+    static let checkInterval = TimeAmount.milliseconds(100)
 
     init(onMessage: (@Sendable (RESPValue) -> Void)? = nil) {
         reader = redisReaderCreate()
@@ -32,11 +48,29 @@ final class RESPHandler: ChannelDuplexHandler {
 
     deinit { redisReaderFree(reader) }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        deadlineCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: Self.checkInterval, delay: Self.checkInterval) { _ in
+            loopBound.value.handler.failIfOverdue(context: loopBound.value.context)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadlineCheck?.cancel()
+        deadlineCheck = nil
+    }
+
+    private func failIfOverdue(context: ChannelHandlerContext) {
+        guard let oldest = waiting.first, oldest.deadline < .now() else { return }
+        failAll(RedisConnectionError.timedOut)
+        context.close(promise: nil)
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
         var buffer = context.channel.allocator.buffer(capacity: 128)
         RESPRequest.encode(request.args, into: &buffer)
-        waiting.append(request.reply)
+        waiting.append((request.reply, request.deadline))
         context.write(wrapOutboundOut(buffer), promise: promise)
     }
 
@@ -58,13 +92,15 @@ final class RESPHandler: ChannelDuplexHandler {
             freeReplyObject(reply)
             if let onMessage, Self.isMessage(value) {
                 onMessage(value)
-            } else if let promise = waiting.popFirst() {
-                promise.succeed(value)
+            } else if let command = waiting.popFirst() {
+                command.reply.succeed(value)
             }
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        deadlineCheck?.cancel()
+        deadlineCheck = nil
         failAll(RedisConnectionError.closed)
         context.fireChannelInactive()
     }
@@ -75,7 +111,7 @@ final class RESPHandler: ChannelDuplexHandler {
     }
 
     private func failAll(_ error: any Error) {
-        while let promise = waiting.popFirst() { promise.fail(error) }
+        while let command = waiting.popFirst() { command.reply.fail(error) }
     }
 
     /// A message published to a channel this connection subscribed to: `["message", channel, payload]`.
@@ -92,22 +128,60 @@ extension RESPHandler: Sendable {}
 enum RedisConnectionError: Error, CustomStringConvertible {
     case closed
     case protocolError(String)
+    /// No reply by the command's deadline; the connection was closed.
+    case timedOut
 
     var description: String {
         switch self {
         case .closed: "the connection closed"
         case .protocolError(let message): "malformed reply: \(message)"
+        case .timedOut: "no reply in time"
         }
     }
 }
 
 /// One TCP connection to a Redis server, pipelined: commands from any number of tasks go out as
 /// they come, and each gets its own reply.
+///
+/// Commands sent from outside the event loop wait in an outbox; the first one in an empty outbox
+/// schedules one drain on the loop, which writes everything queued by then and flushes once. Many
+/// concurrent callers thus share one hop to the loop and one `write` system call.
 final class RedisConnection: Sendable {
     let channel: any Channel
+    private let outbox = Mutex(Outbox())
+
+    private struct Outbox {
+        var commands: [RedisRequest] = []
+        var drainScheduled = false
+    }
 
     private init(channel: any Channel) {
         self.channel = channel
+    }
+
+    /// Queues `commands` (kept together, in order) for the next drain.
+    private func enqueue(_ commands: [RedisRequest]) {
+        let schedule = outbox.withLock { outbox -> Bool in
+            outbox.commands.append(contentsOf: commands)
+            defer { outbox.drainScheduled = true }
+            return !outbox.drainScheduled
+        }
+        if schedule { channel.eventLoop.execute { self.drain() } }
+    }
+
+    /// On the event loop: writes every queued command, then flushes once.
+    private func drain() {
+        let commands = outbox.withLock { outbox -> [RedisRequest] in
+            outbox.drainScheduled = false
+            defer { outbox.commands = [] }
+            return outbox.commands
+        }
+        guard channel.isActive else {
+            for command in commands { command.reply.fail(RedisConnectionError.closed) }
+            return
+        }
+        for command in commands { channel.write(command, promise: nil) }
+        channel.flush()
     }
 
     /// Opens a connection, authenticates and selects the database.
@@ -136,24 +210,36 @@ final class RedisConnection: Sendable {
 
     var isActive: Bool { channel.isActive }
 
-    /// Sends one command and returns its reply (an error reply too: callers decide).
+    /// Sends one command and returns its reply (an error reply too: callers decide). Throws
+    /// at the deadline of the current operation (``RedisDeadline``), and at once when the
+    /// calling task is cancelled.
     func send(_ args: [String]) async throws -> RESPValue {
         let reply = channel.eventLoop.makePromise(of: RESPValue.self)
-        channel.writeAndFlush(RedisRequest(args: args, reply: reply)).whenFailure { reply.fail($0) }
-        return try await reply.futureResult.get()
+        enqueue([RedisRequest(args: args, reply: reply, deadline: RedisDeadline.forNextCommand)])
+        return try await Self.value(of: reply.futureResult)
     }
 
     /// Sends several commands back to back on this connection (`ASKING` must be followed by its
     /// command on the same connection) and returns their replies, in order.
     func send(pipelined commands: [[String]]) async throws -> [RESPValue] {
+        let deadline = RedisDeadline.forNextCommand
         let replies = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
-        for (command, reply) in zip(commands, replies) {
-            channel.write(RedisRequest(args: command, reply: reply)).whenFailure { reply.fail($0) }
-        }
-        channel.flush()
+        enqueue(zip(commands, replies).map { RedisRequest(args: $0, reply: $1, deadline: deadline) })
         var values: [RESPValue] = []
-        for reply in replies { values.append(try await reply.futureResult.get()) }
+        for reply in replies { values.append(try await Self.value(of: reply.futureResult)) }
         return values
+    }
+
+    /// The future's value, awaited with one hop back from the event loop; a cancelled caller
+    /// gets `CancellationError` at once (the reply, when it comes, is dropped).
+    private static func value(of future: EventLoopFuture<RESPValue>) async throws -> RESPValue {
+        let outcome = FirstOutcome<RESPValue>()
+        future.whenComplete { outcome.resolve($0) }
+        return try await withTaskCancellationHandler {
+            try await outcome.value()
+        } onCancel: {
+            outcome.resolve(.failure(CancellationError()))
+        }
     }
 
     func close() {

@@ -10,7 +10,7 @@ enum RedisErrors {
         switch error {
         case let error as SessionStorageError:
             return error
-        case is TimeoutError:
+        case is TimeoutError, RedisConnectionError.timedOut:
             return SessionStorageError(.unavailable, "\(what): Redis at \(servers) did not answer in time", underlying: error)
         case is CancellationError:
             return SessionStorageError(.unavailable, "\(what): cancelled", underlying: error)

@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import Synchronization
 
 /// A Lua script the storage runs with `EVALSHA`: loaded once per server (`SCRIPT LOAD`, again
@@ -95,8 +96,11 @@ final class RedisRouter: Sendable {
                 address = target
                 asking = true
             case "TRYAGAIN", "LOADING", "CLUSTERDOWN":
-                // A slot in the middle of moving, a server loading its data: wait a moment.
-                try await Task.sleep(for: .milliseconds(min(200, 10 << min(attempt, 5))))
+                // A slot in the middle of moving, a server loading its data: wait a moment,
+                // unless that would pass the operation's deadline.
+                let pause = TimeAmount.milliseconds(Int64(min(200, 10 << min(attempt, 5))))
+                guard NIODeadline.now() + pause < RedisDeadline.forNextCommand else { throw RedisConnectionError.timedOut }
+                try await Task.sleep(for: .nanoseconds(pause.nanoseconds))
             default:
                 return reply
             }

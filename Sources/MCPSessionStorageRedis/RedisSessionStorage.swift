@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 @_spi(Backend) import MCPSessionStorage
+import NIOCore
 import ServiceLifecycle
 
 /// Sessions in Redis, or Redis Cluster: for several instances, with the data in memory on the
@@ -32,7 +33,6 @@ public final class RedisSessionStorage: ChangeAnnouncingStorage, Service {
     public let changeEmitter: ChangeEmitter?
     let router: RedisRouter
     let keys: RedisKeys
-    private let watchdog = DeadlineWatchdog()
     private let logger: Logger
 
     /// Makes the storage. Nothing connects until the first call.
@@ -66,12 +66,14 @@ public final class RedisSessionStorage: ChangeAnnouncingStorage, Service {
 
     // MARK: Running scripts
 
-    /// Runs `body` within the operation timeout, mapping every error to the contract's.
+    /// Runs `body` within the operation timeout, mapping every error to the contract's. Every
+    /// command `body` sends carries the deadline (``RedisDeadline``), which its connection
+    /// enforces on the event loop: no timer or task per call.
     private func perform<T: Sendable>(_ what: @autoclosure () -> String, _ body: @escaping @Sendable () async throws -> T)
         async throws(SessionStorageError) -> T
     {
         do {
-            return try await watchdog.run(timeout: configuration.operationTimeout, body)
+            return try await RedisDeadline.$current.withValue(.now() + TimeAmount(configuration.operationTimeout), operation: body)
         } catch {
             throw RedisErrors.map(error, what(), nodes: configuration.nodes)
         }

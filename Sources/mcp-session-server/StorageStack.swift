@@ -39,22 +39,21 @@ struct StorageStack {
                 let changes = try ChangeEmitter(minimumGap: gap, logger: logger)
                 durable = try PostgresSessionStorage(configuration: configuration, changes: changes, logger: logger)
                 bus = try PostgresChangeBus(configuration: configuration, changes: changes, logger: logger)
-                // Clamped: Int(Double) of a gap past Int milliseconds (a flag's value) would trap.
-                let milliseconds = gap / .milliseconds(1)
-                let shown = milliseconds < Double(Int.max) ? Int(milliseconds) : Int.max
-                busName = gap == .zero ? "postgres (NOTIFY inside writes)" : "postgres (NOTIFY inside writes \(shown) ms apart, batched between)"
+                busName = Self.attachedBusName("postgres", "NOTIFY", gap: gap)
             } else {
                 durable = try PostgresSessionStorage(configuration: configuration, logger: logger)
             }
         case .redis(let url):
             var configuration = try RedisSessionStorage.Configuration(url: url)
             configuration.policy = policy
-            // `auto` over Redis: each write's script PUBLISHes its change (no commit lock to pay).
+            // `auto` over Redis: each write's script PUBLISHes its change, or with a gap inside
+            // writes that far apart.
             if busSpec == .auto {
-                let changes = try ChangeEmitter(minimumGap: busGap ?? .zero, logger: logger)
+                let gap = busGap ?? .zero
+                let changes = try ChangeEmitter(minimumGap: gap, logger: logger)
                 durable = try RedisSessionStorage(configuration: configuration, changes: changes, logger: logger)
                 bus = try RedisChangeBus(configuration: configuration, changes: changes, logger: logger)
-                busName = "redis (PUBLISH inside writes)"
+                busName = Self.attachedBusName("redis", "PUBLISH", gap: gap)
             } else {
                 durable = try RedisSessionStorage(configuration: configuration, logger: logger)
             }
@@ -81,5 +80,14 @@ struct StorageStack {
         stack = SessionStack(durable: durable, front: front, bus: bus, logger: logger)
         let consistencyName = bus == nil || !cache ? "" : consistency == .eventual ? ", eventual" : ", read-your-writes"
         description = "\(spec.name), cache \(cache ? "lru" : "none"), bus \(busName)\(consistencyName)"
+    }
+
+    /// The start-up line's name of a bus whose messages ride inside the writes.
+    static func attachedBusName(_ backend: String, _ command: String, gap: Duration) -> String {
+        guard gap != .zero else { return "\(backend) (\(command) inside writes)" }
+        // Clamped: Int(Double) of a gap past Int milliseconds (a flag's value) would trap.
+        let milliseconds = gap / .milliseconds(1)
+        let shown = milliseconds < Double(Int.max) ? Int(milliseconds) : Int.max
+        return "\(backend) (\(command) inside writes \(shown) ms apart, batched between)"
     }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Read-your-writes probe across two `mcp-session-server` instances over one PostgreSQL schema
-(issue 14, point 2).
+"""Read-your-writes probe across two `mcp-session-server` instances over one PostgreSQL schema,
+or one Redis with `--redis URL` (issue 14, point 2).
 
 Each client has its own MCP session. It runs N pairs: `state_set {key: k, value: <fresh>}` on A,
 waits for the answer, then `state_get {key: k}` on B with the same `Mcp-Session-Id`. A read that
@@ -174,6 +174,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", default=os.environ.get("MCP_SERVER_BINARY", ".build/debug/mcp-session-server"))
     parser.add_argument("--postgres", default=os.environ.get("MCP_POSTGRES_URL", "postgres://mcp:mcp@127.0.0.1:54329/mcp_sessions"))
+    parser.add_argument("--redis", help="a redis:// URL: both servers on this Redis (a fresh key prefix) instead of PostgreSQL")
     parser.add_argument("--a", help="instance A's URL (skip starting servers)")
     parser.add_argument("--b", help="instance B's URL")
     parser.add_argument("--pairs", type=int, default=2000)
@@ -193,8 +194,11 @@ def main() -> int:
         if args.a and args.b:
             a, b = args.a, args.b
         else:
-            schema = f"stale_{uuid.uuid4().hex[:10]}"
-            storage = f"{args.postgres}{'&' if '?' in args.postgres else '?'}schema={schema}"
+            if args.redis:
+                storage = f"{args.redis}{'&' if '?' in args.redis else '?'}prefix=stale_{uuid.uuid4().hex[:10]}"
+            else:
+                schema = f"stale_{uuid.uuid4().hex[:10]}"
+                storage = f"{args.postgres}{'&' if '?' in args.postgres else '?'}schema={schema}"
             env = dict(os.environ, **dict(e.split("=", 1) for e in args.env))
             for name in "AB":
                 server_env = dict(env)
