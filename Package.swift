@@ -134,7 +134,7 @@ let package = Package(
         ),
         .target(
             name: "ClusterNodeDriver",
-            dependencies: ["MCPSessionStorage"],
+            dependencies: ["MCPSessionStorage", "MCPSessionStorageTesting"],
             path: "Tests/ClusterNodeDriver"
         ),
         .executableTarget(

@@ -55,7 +55,8 @@ public final class RedisChangeBus: ChangeBus, Service {
         self.logger = logger
         self.router = RedisRouter(
             seeds: addresses, cluster: configuration.cluster, password: configuration.password, database: configuration.database,
-            connectionsPerNode: 1, connectTimeout: configuration.connectTimeout, logger: logger)
+            connectionsPerNode: 1, connectTimeout: configuration.connectTimeout,
+            operationTimeout: configuration.operationTimeout, logger: logger)
     }
 
     /// A bus with an emitter of its own, for a durable tier that is not this Redis: changes are
@@ -124,7 +125,8 @@ public final class RedisChangeBus: ChangeBus, Service {
     private func listen(at address: RedisAddress) async throws {
         let connection = try await RedisConnection.connect(
             to: address, password: configuration.password, database: configuration.database, connectTimeout: configuration.connectTimeout,
-            name: Self.clientName(instanceID), onMessage: { [weak self] message in self?.deliver(message) })
+            silenceLimit: configuration.operationTimeout, name: Self.clientName(instanceID),
+            onMessage: { [weak self] message in self?.deliver(message) })
         do {
             try await watchdog.run(timeout: configuration.operationTimeout) { try await connection.send(["SUBSCRIBE", self.channel]).check() }
             subscribers.deliver(.connected)

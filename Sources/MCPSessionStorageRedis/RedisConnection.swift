@@ -25,21 +25,32 @@ enum RedisDeadline {
 /// connection is a pipeline. On a subscribed connection, published messages (`message` arrays)
 /// go to `onMessage` instead, on the event loop, as they are read.
 ///
-/// Timeouts cost nothing per command: replies come in order, so only the oldest command waiting
-/// can be overdue first. A check every 100 ms on the event loop fails every waiting command and
-/// closes the connection once the oldest is past its deadline (the others are behind it).
+/// Each command carries its deadline. One timer per connection, armed for the earliest deadline
+/// among the commands waiting, fails a command that reaches its deadline unanswered (its reply,
+/// should it still come, is read and dropped, so the others keep their places). A connection
+/// whose oldest command has waited `silenceLimit` (the operation timeout) is taken for dead: it
+/// is closed, failing the rest, and the next call opens a new one.
 final class RESPHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = RedisRequest
     typealias OutboundOut = ByteBuffer
 
     private let reader: UnsafeMutablePointer<redisReader>
-    private var waiting = CircularBuffer<(reply: EventLoopPromise<RESPValue>, deadline: NIODeadline)>()
+    /// The commands sent and not answered, oldest first.
+    private var waiting = CircularBuffer<Waiting>()
     private let onMessage: (@Sendable (RESPValue) -> Void)?
-    private var deadlineCheck: RepeatedTask?
-    static let checkInterval = TimeAmount.milliseconds(100)
+    private let silenceLimit: TimeAmount
+    private var timer: (deadline: NIODeadline, task: Scheduled<Void>)?
 
-    init(onMessage: (@Sendable (RESPValue) -> Void)? = nil) {
+    private struct Waiting {
+        /// Nil once the command timed out: its reply, if it comes, is dropped.
+        var reply: EventLoopPromise<RESPValue>?
+        let deadline: NIODeadline
+        let sent: NIODeadline
+    }
+
+    init(silenceLimit: TimeAmount, onMessage: (@Sendable (RESPValue) -> Void)? = nil) {
+        self.silenceLimit = silenceLimit
         reader = redisReaderCreate()
         // hiredis keeps at most this much unused buffer between replies; 0 would never shrink it.
         reader.pointee.maxbuf = 64 * 1024
@@ -48,29 +59,50 @@ final class RESPHandler: ChannelDuplexHandler {
 
     deinit { redisReaderFree(reader) }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        deadlineCheck = context.eventLoop.scheduleRepeatedTask(initialDelay: Self.checkInterval, delay: Self.checkInterval) { _ in
-            loopBound.value.handler.failIfOverdue(context: loopBound.value.context)
-        }
-    }
-
     func handlerRemoved(context: ChannelHandlerContext) {
-        deadlineCheck?.cancel()
-        deadlineCheck = nil
+        timer?.task.cancel()
+        timer = nil
     }
 
-    private func failIfOverdue(context: ChannelHandlerContext) {
-        guard let oldest = waiting.first, oldest.deadline < .now() else { return }
-        failAll(RedisConnectionError.timedOut)
-        context.close(promise: nil)
+    /// Arms the timer for `deadline` unless it is armed for an earlier one.
+    private func arm(_ deadline: NIODeadline, context: ChannelHandlerContext) {
+        if let timer, timer.deadline <= deadline { return }
+        timer?.task.cancel()
+        let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let task = context.eventLoop.scheduleTask(deadline: deadline) {
+            loopBound.value.handler.deadlineReached(context: loopBound.value.context)
+        }
+        timer = (deadline, task)
+    }
+
+    private func deadlineReached(context: ChannelHandlerContext) {
+        timer = nil
+        guard let oldest = waiting.first else { return }
+        let now = NIODeadline.now()
+        if oldest.sent + silenceLimit <= now {
+            failAll(RedisConnectionError.timedOut)
+            context.close(promise: nil)
+            return
+        }
+        var next = oldest.sent + silenceLimit
+        for index in waiting.indices where waiting[index].reply != nil {
+            if waiting[index].deadline <= now {
+                waiting[index].reply?.fail(RedisConnectionError.timedOut)
+                waiting[index].reply = nil
+            } else {
+                next = min(next, waiting[index].deadline)
+            }
+        }
+        arm(next, context: context)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
         var buffer = context.channel.allocator.buffer(capacity: 128)
         RESPRequest.encode(request.args, into: &buffer)
-        waiting.append((request.reply, request.deadline))
+        let now = NIODeadline.now()
+        waiting.append(Waiting(reply: request.reply, deadline: request.deadline, sent: now))
+        arm(min(request.deadline, now + silenceLimit), context: context)
         context.write(wrapOutboundOut(buffer), promise: promise)
     }
 
@@ -93,14 +125,14 @@ final class RESPHandler: ChannelDuplexHandler {
             if let onMessage, Self.isMessage(value) {
                 onMessage(value)
             } else if let command = waiting.popFirst() {
-                command.reply.succeed(value)
+                command.reply?.succeed(value)
             }
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        deadlineCheck?.cancel()
-        deadlineCheck = nil
+        timer?.task.cancel()
+        timer = nil
         failAll(RedisConnectionError.closed)
         context.fireChannelInactive()
     }
@@ -111,7 +143,7 @@ final class RESPHandler: ChannelDuplexHandler {
     }
 
     private func failAll(_ error: any Error) {
-        while let command = waiting.popFirst() { command.reply.fail(error) }
+        while let command = waiting.popFirst() { command.reply?.fail(error) }
     }
 
     /// A message published to a channel this connection subscribed to: `["message", channel, payload]`.
@@ -186,14 +218,16 @@ final class RedisConnection: Sendable {
 
     /// Opens a connection, authenticates and selects the database.
     static func connect(
-        to address: RedisAddress, password: String?, database: Int, connectTimeout: Duration, name: String? = nil,
+        to address: RedisAddress, password: String?, database: Int, connectTimeout: Duration, silenceLimit: Duration, name: String? = nil,
         onMessage: (@Sendable (RESPValue) -> Void)? = nil
     ) async throws -> RedisConnection {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(TimeAmount(connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RESPHandler(onMessage: onMessage)) }
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(RESPHandler(silenceLimit: TimeAmount(silenceLimit), onMessage: onMessage))
+                }
             }
             .connect(host: address.host, port: address.port).get()
         let connection = RedisConnection(channel: channel)

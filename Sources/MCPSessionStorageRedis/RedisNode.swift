@@ -7,6 +7,7 @@ final class RedisNode: Sendable {
     private let password: String?
     private let database: Int
     private let connectTimeout: Duration
+    private let operationTimeout: Duration
     private let slots: [SlotBox]
     private let next = Atomic<Int>(0)
 
@@ -21,11 +22,12 @@ final class RedisNode: Sendable {
         let state = Mutex(Slot.idle)
     }
 
-    init(address: RedisAddress, password: String?, database: Int, connections: Int, connectTimeout: Duration) {
+    init(address: RedisAddress, password: String?, database: Int, connections: Int, connectTimeout: Duration, operationTimeout: Duration) {
         self.address = address
         self.password = password
         self.database = database
         self.connectTimeout = connectTimeout
+        self.operationTimeout = operationTimeout
         self.slots = (0..<max(1, connections)).map { _ in SlotBox() }
     }
 
@@ -44,8 +46,9 @@ final class RedisNode: Sendable {
             case .connecting(let task):
                 return .opening(task)
             case .idle, .ready:
-                let task = Task { [address, password, database, connectTimeout] in
-                    try await RedisConnection.connect(to: address, password: password, database: database, connectTimeout: connectTimeout)
+                let task = Task { [address, password, database, connectTimeout, operationTimeout] in
+                    try await RedisConnection.connect(
+                        to: address, password: password, database: database, connectTimeout: connectTimeout, silenceLimit: operationTimeout)
                 }
                 state = .connecting(task)
                 return .opening(task)

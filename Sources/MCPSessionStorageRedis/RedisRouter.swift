@@ -29,6 +29,7 @@ final class RedisRouter: Sendable {
     private let database: Int
     private let connectionsPerNode: Int
     private let connectTimeout: Duration
+    private let operationTimeout: Duration
     private let logger: Logger
 
     private struct Topology {
@@ -41,13 +42,17 @@ final class RedisRouter: Sendable {
     }
     private let topology = Mutex(Topology())
 
-    init(seeds: [RedisAddress], cluster: Bool, password: String?, database: Int, connectionsPerNode: Int, connectTimeout: Duration, logger: Logger) {
+    init(
+        seeds: [RedisAddress], cluster: Bool, password: String?, database: Int, connectionsPerNode: Int, connectTimeout: Duration,
+        operationTimeout: Duration, logger: Logger
+    ) {
         self.seeds = seeds
         self.isCluster = cluster
         self.password = password
         self.database = database
         self.connectionsPerNode = connectionsPerNode
         self.connectTimeout = connectTimeout
+        self.operationTimeout = operationTimeout
         self.logger = logger
     }
 
@@ -56,7 +61,8 @@ final class RedisRouter: Sendable {
         topology.withLock { topology in
             if let node = topology.nodes[address] { return node }
             let node = RedisNode(
-                address: address, password: password, database: database, connections: connectionsPerNode, connectTimeout: connectTimeout)
+                address: address, password: password, database: database, connections: connectionsPerNode, connectTimeout: connectTimeout,
+                operationTimeout: operationTimeout)
             topology.nodes[address] = node
             return node
         }

@@ -52,7 +52,8 @@ public final class RedisSessionStorage: ChangeAnnouncingStorage, Service {
         self.keys = RedisKeys(prefix: configuration.keyPrefix)
         self.router = RedisRouter(
             seeds: addresses, cluster: configuration.cluster, password: configuration.password, database: configuration.database,
-            connectionsPerNode: configuration.connectionsPerNode, connectTimeout: configuration.connectTimeout, logger: logger)
+            connectionsPerNode: configuration.connectionsPerNode, connectTimeout: configuration.connectTimeout,
+            operationTimeout: configuration.operationTimeout, logger: logger)
     }
 
     /// Waits for graceful shutdown, then closes the connections.
@@ -370,21 +371,15 @@ public final class RedisSessionStorage: ChangeAnnouncingStorage, Service {
     /// Pages through the id index, bucket by bucket: the order is (bucket of the id, id).
     public func listSessions(after cursor: SessionID?, limit: Int) async throws(SessionStorageError) -> [SessionID] {
         try await perform("listing sessions") { [self] in
-            var ids: [SessionID] = []
-            var bucket = cursor.map(RedisKeys.bucket(of:)) ?? 0
-            var after = cursor
-            while ids.count < limit, bucket < RedisKeys.buckets {
+            // Every remaining bucket at once (one round trip), then in bucket order.
+            let first = cursor.map(RedisKeys.bucket(of:)) ?? 0
+            let pages = try await Self.concurrently(Array(first..<RedisKeys.buckets)) { [self] bucket -> [SessionID] in
                 let key = keys.idIndex(bucket)
-                let reply = try await router.send(
-                    ["ZRANGEBYLEX", key, after.map { "(" + $0.rawValue } ?? "-", "+", "LIMIT", "0", String(limit - ids.count)], key: key
-                ).check()
-                for member in reply.elements ?? [] {
-                    if let text = member.string, let id = try? SessionID(validating: text) { ids.append(id) }
-                }
-                bucket += 1
-                after = nil
+                let start = bucket == first ? cursor.map { "(" + $0.rawValue } ?? "-" : "-"
+                let reply = try await router.send(["ZRANGEBYLEX", key, start, "+", "LIMIT", "0", String(limit)], key: key).check()
+                return (reply.elements ?? []).compactMap { $0.string.flatMap { try? SessionID(validating: $0) } }
             }
-            return ids
+            return Array(pages.joined().prefix(limit))
         }
     }
 
@@ -396,24 +391,26 @@ public final class RedisSessionStorage: ChangeAnnouncingStorage, Service {
     public func expireSessions(olderThan cutoff: Date) async throws(SessionStorageError) -> [SessionID] {
         let origin = origin
         return try await perform("expiring sessions") { [self] in
-            var expired: [SessionID] = []
-            for bucket in 0..<RedisKeys.buckets {
+            // The buckets at once, and each page's candidates at once: a pass costs a few round
+            // trips, not one per bucket and per session.
+            let expired = try await Self.concurrently(Array(0..<RedisKeys.buckets), width: RedisKeys.buckets) { [self] bucket -> [SessionID] in
                 let index = keys.activityIndex(bucket)
+                var expired: [SessionID] = []
                 while true {
                     let page =
                         try await router.send(
                             ["ZRANGEBYSCORE", index, "-inf", "(" + RedisRecords.time(cutoff), "LIMIT", "0", "500"], key: index
                         ).check().elements ?? []
                     let candidates = page.compactMap { $0.string.flatMap { try? SessionID(validating: $0) } }
-                    for id in candidates {
+                    let outcomes = try await Self.concurrently(candidates) { [self] id -> SessionID? in
                         let message = ChangeMessageText.transactional(.deleted(id), origin: origin)
                         let reply = try await announcing(
                             RedisScripts.expire, id, [RedisRecords.time(cutoff)], message: message, sent: { $0 == .integer(1) },
                             changed: [.deleted(id)], uncertain: [])
                         switch reply {
                         case .integer(1):
-                            expired.append(id)
                             try await removeFromIndexes(id, bucket: bucket)
+                            return id
                         case .integer(-1):
                             try await removeFromIndexes(id, bucket: bucket)  // gone already (deleted, or Redis expired it)
                         default:
@@ -421,21 +418,23 @@ public final class RedisSessionStorage: ChangeAnnouncingStorage, Service {
                                 _ = try await router.send(["ZADD", index, "XX", activity, id.rawValue], key: index).check()
                             }
                         }
+                        return nil
                     }
+                    expired += outcomes.compactMap { $0 }
                     if page.count < 500 { break }
                 }
-            }
+                return expired
+            }.flatMap { $0 }
             return expired
         }
     }
 
     public func sessionCount() async throws(SessionStorageError) -> Int {
         try await perform("counting sessions") { [self] in
-            var count: Int64 = 0
-            for bucket in 0..<RedisKeys.buckets {
-                count += try await router.send(["ZCARD", keys.idIndex(bucket)], key: keys.idIndex(bucket)).check().int ?? 0
+            let counts = try await Self.concurrently(Array(0..<RedisKeys.buckets)) { [self] bucket in
+                try await router.send(["ZCARD", keys.idIndex(bucket)], key: keys.idIndex(bucket)).check().int ?? 0
             }
-            return Int(count)
+            return Int(counts.reduce(0, +))
         }
     }
 
@@ -444,13 +443,38 @@ public final class RedisSessionStorage: ChangeAnnouncingStorage, Service {
     public func eventCount() async throws(SessionStorageError) -> Int {
         let ids = try await allSessionIDs()
         return try await perform("counting events") { [self] in
-            var count: Int64 = 0
-            for id in ids {
+            let counts = try await Self.concurrently(ids) { [self] id -> Int64 in
                 let key = keys.session(id)[0]
                 let bounds = try await router.send(["HMGET", key, "e", "f"], key: key).check().elements ?? []
-                if bounds.count == 2, let last = bounds[0].int, let first = bounds[1].int { count += max(0, last - first + 1) }
+                guard bounds.count == 2, let last = bounds[0].int, let first = bounds[1].int else { return 0 }
+                return max(0, last - first + 1)
             }
-            return Int(count)
+            return Int(counts.reduce(0, +))
+        }
+    }
+
+    /// `body` of every item, run concurrently (their commands pipeline on the connections), in
+    /// the items' order; at most `width` at a time.
+    static func concurrently<Item: Sendable, Result: Sendable>(
+        _ items: [Item], width: Int = 64, _ body: @escaping @Sendable (Item) async throws -> Result
+    ) async throws -> [Result] {
+        try await withThrowingTaskGroup(of: (Int, Result).self) { group in
+            var results = [Result?](repeating: nil, count: items.count)
+            var next = 0
+            while next < min(width, items.count) {
+                let (index, item) = (next, items[next])
+                group.addTask { (index, try await body(item)) }
+                next += 1
+            }
+            while let (index, result) = try await group.next() {
+                results[index] = result
+                if next < items.count {
+                    let (index, item) = (next, items[next])
+                    group.addTask { (index, try await body(item)) }
+                    next += 1
+                }
+            }
+            return results.map { $0! }
         }
     }
 

@@ -8,37 +8,40 @@ import Testing
 
 @Suite("Tiered cluster over PostgreSQL", .serialized, .enabled(if: PostgresTestEnvironment.shouldRun, PostgresTestEnvironment.skipReason))
 struct ClusterTests {
-    func cluster(_ count: Int, mode: String = "attached") throws -> (nodes: [ClusterNode], schema: String, channel: String) {
+    func cluster(_ count: Int, mode: String = "attached") async throws -> (nodes: [ClusterNode], schema: String, channel: String) {
         let schema = PostgresTestEnvironment.freshSchema()
         let channel = "c" + schema
         // Instance names unique to the test, so its listeners can be told apart in pg_stat_activity.
-        let nodes = try (0..<count).map {
-            try ClusterNode(url: PostgresTestEnvironment.url, schema: schema, channel: channel, instance: "\(schema)-node\($0)", mode: mode)
+        var nodes: [ClusterNode] = []
+        for index in 0..<count {
+            nodes.append(
+                try await ClusterNode.start(
+                    url: PostgresTestEnvironment.url, schema: schema, channel: channel, instance: "\(schema)-node\(index)", mode: mode))
         }
         return (nodes, schema, channel)
     }
 
     @Test("a write on one instance is seen by the other two", arguments: ["attached", "attached:10", "standalone"])
     func propagation(mode: String) async throws {
-        let (nodes, _, _) = try cluster(3, mode: mode)
-        try nodes[0].send("create s1")
+        let (nodes, _, _) = try await cluster(3, mode: mode)
+        try await nodes[0].send("create s1")
         for node in nodes.dropFirst() {
             // A load that overlaps the create's own notification is (rightly) not cached.
             #expect(try await node.eventually("get-and-check-cached s1 k", "value none cached yes"))
         }
-        #expect(try nodes[0].send("set s1 k {\"n\":1}") == "ok 2")
+        #expect(try await nodes[0].send("set s1 k {\"n\":1}") == "ok 2")
         for node in nodes.dropFirst() {
-            #expect(try node.send("await-evicted s1 5000").hasPrefix("evicted"))
-            #expect(try node.send("get s1 k") == "value {\"n\":1}")
+            #expect(try await node.send("await-evicted s1 5000").hasPrefix("evicted"))
+            #expect(try await node.send("get s1 k") == "value {\"n\":1}")
         }
     }
 
     @Test("killing the listener's backend flushes the front, and the instance recovers")
     func listenerKilled() async throws {
-        let (nodes, schema, _) = try cluster(2)
+        let (nodes, schema, _) = try await cluster(2)
         let (writer, reader) = (nodes[0], nodes[1])
-        try writer.send("create s1")
-        try writer.send("set s1 k 1")
+        try await writer.send("create s1")
+        try await writer.send("set s1 k 1")
         #expect(try await reader.eventually("get-and-check-cached s1 k", "value 1 cached yes"))
 
         let admin = try PostgresTestEnvironment.storage(schema: schema)
@@ -47,26 +50,26 @@ struct ClusterTests {
         for try await count in killed.decode(Int64.self) { #expect(count == 1) }
 
         // The write lands while the reader has no listener: its notification is lost to it.
-        try writer.send("set s1 k 2")
+        try await writer.send("set s1 k 2")
         #expect(try await reader.eventually("get s1 k", "value 2"), "the reader served a value from before the outage")
 
         // Listening again (front back on), later writes invalidate as before.
         #expect(try await reader.eventually("front-enabled", "front-enabled true"))
         #expect(try await reader.eventually("get-and-check-cached s1 k", "value 2 cached yes"))
-        try writer.send("set s1 k 3")
-        #expect(try reader.send("await-evicted s1 5000").hasPrefix("evicted"))
-        #expect(try reader.send("get s1 k") == "value 3")
+        try await writer.send("set s1 k 3")
+        #expect(try await reader.send("await-evicted s1 5000").hasPrefix("evicted"))
+        #expect(try await reader.send("get s1 k") == "value 3")
     }
 
     @Test("a gap in an origin's sequence flushes the front")
     func sequenceGap() async throws {
-        let (nodes, schema, channel) = try cluster(1)
+        let (nodes, schema, channel) = try await cluster(1)
         let node = nodes[0]
-        try node.send("create s1")
-        try node.send("create s2")
+        try await node.send("create s1")
+        try await node.send("create s2")
         #expect(try await node.eventually("get-and-check-cached s1 k", "value none cached yes"))
         #expect(try await node.eventually("get-and-check-cached s2 k", "value none cached yes"))
-        #expect(try node.send("front") == "front 2 true")
+        #expect(try await node.send("front") == "front 2 true")
         let admin = try PostgresTestEnvironment.storage(schema: schema)
         // A foreign origin's messages 1 and 3 about a third session: message 2 was "lost".
         for sequence in [1, 3] {

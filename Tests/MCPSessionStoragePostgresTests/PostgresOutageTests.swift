@@ -24,7 +24,7 @@ struct PostgresOutageTests {
         for _ in 0..<20 where !warm { warm = (try? await storage.session(id)) != nil }
         try #require(warm, "the storage never reached the server before the outage")
 
-        try PostgresTestEnvironment.services("stop", "postgres-faults")
+        try await PostgresTestEnvironment.services("stop", "postgres-faults")
         do {
             for _ in 0..<3 {
                 let clock = ContinuousClock()
@@ -37,7 +37,7 @@ struct PostgresOutageTests {
                 #expect(clock.now - started < timeout * 2 + .seconds(2), "a call hung past the operation timeout")
             }
         }
-        try PostgresTestEnvironment.services("start", "postgres-faults")
+        try await PostgresTestEnvironment.services("start", "postgres-faults")
 
         var healed: SessionInfo?
         for _ in 0..<60 where healed == nil {

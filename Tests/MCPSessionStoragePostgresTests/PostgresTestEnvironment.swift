@@ -55,7 +55,11 @@ enum PostgresTestEnvironment {
     }
 
     /// Runs `scripts/services COMMAND NAME` and waits for it.
-    static func services(_ command: String, _ name: String) throws {
+    static func services(_ command: String, _ name: String) async throws {
+        try await onThreadOfItsOwn { try servicesBlocking(command, name) }
+    }
+
+    private static func servicesBlocking(_ command: String, _ name: String) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = [servicesScript, command, name]

@@ -16,8 +16,8 @@ struct RedisClusterSlotTests {
     static let ports = [63800, 63801, 63802]
 
     /// The node id and port serving `slot`.
-    static func owner(of slot: Int) throws -> (id: String, port: Int) {
-        let nodes = try RedisTestEnvironment.cli(ports[0], ["CLUSTER", "NODES"]).split(separator: "\n")
+    static func owner(of slot: Int) async throws -> (id: String, port: Int) {
+        let nodes = try await RedisTestEnvironment.cli(ports[0], ["CLUSTER", "NODES"]).split(separator: "\n")
         for line in nodes {
             let fields = line.split(separator: " ")
             guard fields.count >= 9, fields[2].contains("master") else { continue }
@@ -32,8 +32,8 @@ struct RedisClusterSlotTests {
         throw SessionStorageError(.unavailable, "no owner found for slot \(slot)")
     }
 
-    static func nodeID(_ port: Int) throws -> String {
-        try RedisTestEnvironment.cli(port, ["CLUSTER", "MYID"]).trimmingCharacters(in: .whitespacesAndNewlines)
+    static func nodeID(_ port: Int) async throws -> String {
+        try await RedisTestEnvironment.cli(port, ["CLUSTER", "MYID"]).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Test("a slot moved during writes loses nothing", .timeLimit(.minutes(2)))
@@ -44,9 +44,9 @@ struct RedisClusterSlotTests {
         for _ in 0..<12 { ids.append(try await storage.createSession().id) }
         let moving = ids[0]
         let slot = RedisSlots.slot(of: storage.keys.session(moving)[0])
-        let source = try Self.owner(of: slot)
+        let source = try await Self.owner(of: slot)
         let targetPort = Self.ports.first { $0 != source.port }!
-        let target = try Self.nodeID(targetPort)
+        let target = try await Self.nodeID(targetPort)
 
         // Writers on every session, the moving one among them, for the whole migration.
         let acknowledged = Shared<[SessionID: Int64]>([:])
@@ -68,22 +68,22 @@ struct RedisClusterSlotTests {
             }
         }
         try await Task.sleep(for: .milliseconds(300))
-        try RedisTestEnvironment.cli(targetPort, ["CLUSTER", "SETSLOT", String(slot), "IMPORTING", source.id])
-        try RedisTestEnvironment.cli(source.port, ["CLUSTER", "SETSLOT", String(slot), "MIGRATING", target])
+        try await RedisTestEnvironment.cli(targetPort, ["CLUSTER", "SETSLOT", String(slot), "IMPORTING", source.id])
+        try await RedisTestEnvironment.cli(source.port, ["CLUSTER", "SETSLOT", String(slot), "MIGRATING", target])
         // Keys move in batches, with writes landing between them: ASK and TRYAGAIN meanwhile.
         while true {
-            let keys = try RedisTestEnvironment.cli(source.port, ["CLUSTER", "GETKEYSINSLOT", String(slot), "2"])
+            let keys = try await RedisTestEnvironment.cli(source.port, ["CLUSTER", "GETKEYSINSLOT", String(slot), "2"])
                 .split(separator: "\n").map(String.init).filter { !$0.isEmpty }
             if keys.isEmpty { break }
-            try RedisTestEnvironment.cli(source.port, ["MIGRATE", "127.0.0.1", String(targetPort), "", "0", "5000", "KEYS"] + keys)
+            try await RedisTestEnvironment.cli(source.port, ["MIGRATE", "127.0.0.1", String(targetPort), "", "0", "5000", "KEYS"] + keys)
             try await Task.sleep(for: .milliseconds(50))
         }
-        for port in Self.ports { try RedisTestEnvironment.cli(port, ["CLUSTER", "SETSLOT", String(slot), "NODE", target]) }
+        for port in Self.ports { try await RedisTestEnvironment.cli(port, ["CLUSTER", "SETSLOT", String(slot), "NODE", target]) }
         try await Task.sleep(for: .milliseconds(300))
         done.withLock { $0 = true }
         try await writers.value
 
-        #expect(try Self.owner(of: slot).port == targetPort, "the slot moved")
+        #expect(try await Self.owner(of: slot).port == targetPort, "the slot moved")
         for (id, n) in acknowledged.withLock({ $0 }) {
             let session = try #require(try await storage.session(id))
             #expect(session.state["n"] == .int(n), "session \(id): the last acknowledged value")

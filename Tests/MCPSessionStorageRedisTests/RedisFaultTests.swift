@@ -26,14 +26,38 @@ struct RedisFaultTests {
     func outage() async throws {
         let storage = try RedisTestEnvironment.storage(url: RedisTestEnvironment.faults.url) { $0.operationTimeout = .seconds(1) }
         let id = try await Self.firstSession(storage)
-        try RedisTestEnvironment.services("stop", "redis-faults")
+        try await RedisTestEnvironment.services("stop", "redis-faults")
         do {
             let started = ContinuousClock.now
             await #expect { try await storage.setState(1, forKey: "k", in: id) } throws: { ($0 as? SessionStorageError)?.code == .unavailable }
             await #expect { try await storage.session(id) } throws: { ($0 as? SessionStorageError)?.code == .unavailable }
             #expect(ContinuousClock.now - started < .seconds(5), "within the operation timeout, not hanging")
         }
-        try RedisTestEnvironment.services("start", "redis-faults")
+        try await RedisTestEnvironment.services("start", "redis-faults")
+        var healed = false
+        for _ in 0..<100 where !healed {
+            healed = (try? await storage.setState(2, forKey: "k", in: id)) != nil
+            if !healed { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(healed, "the same storage object works again")
+        #expect(try await storage.stateValue(forKey: "k", in: id) == 2)
+    }
+
+    /// A Redis that stops answering (SIGSTOP: connections stay open, nothing comes back) is the
+    /// case a refused connection does not cover: each call must still end at its deadline.
+    @Test("calls fail with unavailable while Redis hangs (SIGSTOP), and the same storage heals after SIGCONT", .timeLimit(.minutes(1)))
+    func paused() async throws {
+        let storage = try RedisTestEnvironment.storage(url: RedisTestEnvironment.faults.url) { $0.operationTimeout = .seconds(1) }
+        let id = try await Self.firstSession(storage)
+        let pid = try String(contentsOfFile: Self.pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        try await RedisTestEnvironment.run("/bin/kill", ["-STOP", pid])
+        do {
+            let started = ContinuousClock.now
+            await #expect { try await storage.setState(1, forKey: "k", in: id) } throws: { ($0 as? SessionStorageError)?.code == .unavailable }
+            await #expect { try await storage.session(id) } throws: { ($0 as? SessionStorageError)?.code == .unavailable }
+            #expect(ContinuousClock.now - started < .seconds(10), "answered by the deadline, not when Redis woke")
+        }
+        try await RedisTestEnvironment.run("/bin/kill", ["-CONT", pid])
         var healed = false
         for _ in 0..<100 where !healed {
             healed = (try? await storage.setState(2, forKey: "k", in: id)) != nil
@@ -50,8 +74,8 @@ struct RedisFaultTests {
     /// difference: up to a second of writes with `everysec`, up to the kernel's flush with `no`).
     @Test("Redis killed with SIGKILL loses no acknowledged write", .timeLimit(.minutes(2)), arguments: ["always", "everysec", "no"])
     func sigkill(appendfsync: String) async throws {
-        try RedisTestEnvironment.cli(Self.port, ["CONFIG", "SET", "appendfsync", appendfsync])
-        defer { _ = try? RedisTestEnvironment.cli(Self.port, ["CONFIG", "SET", "appendfsync", "everysec"]) }
+        try await RedisTestEnvironment.cli(Self.port, ["CONFIG", "SET", "appendfsync", appendfsync])
+        // The restart below reads the configuration file again: appendfsync everysec.
         let prefix = RedisTestEnvironment.freshPrefix()
         let storage = try RedisTestEnvironment.storage(prefix: prefix, url: RedisTestEnvironment.faults.url) { $0.operationTimeout = .seconds(1) }
         let id = try await Self.firstSession(storage)
@@ -70,9 +94,9 @@ struct RedisFaultTests {
         }
         try await Task.sleep(for: .milliseconds(700))
         let pid = try String(contentsOfFile: Self.pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        try RedisTestEnvironment.run("/bin/kill", ["-KILL", pid])
+        try await RedisTestEnvironment.run("/bin/kill", ["-KILL", pid])
         await writers.value
-        try RedisTestEnvironment.services("start", "redis-faults")
+        try await RedisTestEnvironment.services("start", "redis-faults")
         let acked = acknowledged.withLock { $0 }
         #expect(acked.count > 20, "the writers got going before the kill")
         var session: SessionInfo?

@@ -45,18 +45,22 @@ enum RedisTestEnvironment {
         .appendingPathComponent("scripts/services").path
 
     /// Runs `scripts/services COMMAND NAME` and waits for it.
-    static func services(_ command: String, _ name: String) throws {
-        try run("/bin/bash", [servicesScript, command, name])
+    static func services(_ command: String, _ name: String) async throws {
+        try await run("/bin/bash", [servicesScript, command, name])
     }
 
     /// Runs `redis-cli` against `port` with `arguments`; returns what it printed.
     @discardableResult
-    static func cli(_ port: Int, _ arguments: [String]) throws -> String {
-        try run("/usr/bin/redis-cli", ["-p", String(port)] + arguments)
+    static func cli(_ port: Int, _ arguments: [String]) async throws -> String {
+        try await run("/usr/bin/redis-cli", ["-p", String(port)] + arguments)
     }
 
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String]) throws -> String {
+    static func run(_ executable: String, _ arguments: [String]) async throws -> String {
+        try await onThreadOfItsOwn { try runBlocking(executable, arguments) }
+    }
+
+    private static func runBlocking(_ executable: String, _ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
