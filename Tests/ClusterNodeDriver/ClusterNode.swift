@@ -47,7 +47,6 @@ public final class ClusterNode: @unchecked Sendable {
         }
     }
 
-
     private func readLine() throws -> String {
         while true {
             if let newline = buffer.firstIndex(of: 0x0A) {
