@@ -160,7 +160,7 @@ extension RESPHandler: Sendable {}
 enum RedisConnectionError: Error, CustomStringConvertible {
     case closed
     case protocolError(String)
-    /// No reply by the command's deadline; the connection was closed.
+    /// No reply by the command's deadline (the connection is closed too once it has been silent for a whole timeout).
     case timedOut
 
     var description: String {
