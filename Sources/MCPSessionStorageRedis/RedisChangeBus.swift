@@ -61,12 +61,26 @@ public final class RedisChangeBus: ChangeBus, Service {
 
     /// A bus with an emitter of its own, for a durable tier that is not this Redis: changes are
     /// published after their writes and sent together, at most one `PUBLISH` per `minimumGap`.
+    /// - Parameter channel: The pub/sub channel; by default the one for the configuration's key
+    ///   prefix (``channel(forKeyPrefix:)``).
     public convenience init(
-        configuration: RedisSessionStorage.Configuration, channel: String = "mcp_session_changes", instanceID: String = UUID().uuidString,
+        configuration: RedisSessionStorage.Configuration, channel: String? = nil, instanceID: String = UUID().uuidString,
         minimumGap: Duration = .milliseconds(10), logger: Logger = Logger(label: "mcp.session.bus")
     ) throws(SessionStorageError) {
-        let changes = try ChangeEmitter(instanceID: instanceID, channel: channel, minimumGap: minimumGap, logger: logger)
+        let changes = try ChangeEmitter(
+            instanceID: instanceID, channel: channel ?? Self.channel(forKeyPrefix: configuration.keyPrefix), minimumGap: minimumGap, logger: logger)
         try self.init(configuration: configuration, changes: changes, logger: logger)
+    }
+
+    /// The channel of the deployment whose keys start with `prefix`, so that deployments sharing
+    /// one Redis under different prefixes do not hear each other: `mcp_session_changes` for the
+    /// default prefix `mcp`, otherwise with the prefix appended (lowercased, anything but letters
+    /// and digits as `_`, cut to the channel's 63 characters).
+    public static func channel(forKeyPrefix prefix: String) -> String {
+        let base = "mcp_session_changes"
+        guard prefix != "mcp" else { return base }
+        let suffix = prefix.lowercased().unicodeScalars.map { ("a"..."z").contains($0) || ("0"..."9").contains($0) ? Character($0) : "_" }
+        return String((base + "_" + String(suffix)).prefix(63))
     }
 
     /// Queues `change` for the sender.

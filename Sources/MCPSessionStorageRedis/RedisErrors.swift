@@ -15,7 +15,9 @@ enum RedisErrors {
         case is CancellationError:
             return SessionStorageError(.unavailable, "\(what): cancelled", underlying: error)
         case let error as RedisReplyError where error.kind == "OOM":
-            return SessionStorageError(.limitExceeded, "\(what): Redis is out of memory (\(error.message))", underlying: error)
+            // Full is the server's condition, not the caller's input: unavailable, as a server
+            // that cannot take writes.
+            return SessionStorageError(.unavailable, "\(what): Redis at \(servers) is out of memory (maxmemory reached)", underlying: error)
         case let error as RedisReplyError:
             return SessionStorageError(.unavailable, "\(what): Redis at \(servers) refused: \(error.message)", underlying: error)
         default:

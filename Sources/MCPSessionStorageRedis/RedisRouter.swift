@@ -116,6 +116,8 @@ final class RedisRouter: Sendable {
 
     /// Runs `script` with `EVALSHA`, loading it first where the server does not know it.
     func run(_ script: RedisScript, keys: [String], args: [String]) async throws -> RESPValue {
+        // The slot map first: without it every key routes to the first seed, which may be down.
+        if isCluster { try await ensureSlotMap() }
         let sha: String
         if let known = script.knownSHA {
             sha = known

@@ -62,6 +62,26 @@ public final class RedisSessionStorage: ChangeAnnouncingStorage, Service {
         router.close()
     }
 
+    /// Checks that Redis takes this configuration: connects, authenticates, selects the database
+    /// and answers `PING` (in a cluster, through the slot map).
+    ///
+    /// Run it before serving, to tell a wrong setting from a Redis that is not up yet.
+    /// - Throws: `invalidInput` when Redis answered but refused the configuration (a wrong
+    ///   password, a database out of range, a cluster URL for a server without cluster support);
+    ///   `unavailable` when no server could be reached.
+    public func checkConfiguration() async throws(SessionStorageError) {
+        do {
+            try await RedisDeadline.$current.withValue(.now() + TimeAmount(configuration.operationTimeout)) {
+                for node in try await router.primaries() { try await node.send(["PING"]).check() }
+            }
+        } catch let error as RedisReplyError {
+            throw SessionStorageError(
+                .invalidInput, "Redis at \(configuration.nodes.joined(separator: ",")) refused: \(error.message)", underlying: error)
+        } catch {
+            throw RedisErrors.map(error, "checking the configuration", nodes: configuration.nodes)
+        }
+    }
+
     /// The policy from the configuration.
     public var policy: SessionPolicy { configuration.policy }
 

@@ -96,6 +96,16 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
             maxEntries: cacheMaxEntries, maxBytes: cacheMaxBytes, consistency: consistency == .eventual ? .eventual : .readYourWrites,
             sessionTTL: .seconds(sessionTTL), logger: logger)
 
+        // A setting the storage's server refuses (a wrong password, say) stops here; a server not
+        // up yet does not: requests answer 503 until it is.
+        do {
+            try await stack.checkConfiguration?()
+        } catch let error where error.code == .invalidInput {
+            throw error
+        } catch {
+            logger.warning("the storage cannot be reached yet; requests answer 503 until it can", metadata: ["error": "\(error)"])
+        }
+
         let serverConfiguration = MCPServer.Configuration()
         let server = MCPServer(stack: stack.stack, configuration: serverConfiguration, logger: logger)
         server.register(DemoTools.all)

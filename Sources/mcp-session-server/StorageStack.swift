@@ -9,6 +9,9 @@ struct StorageStack {
     let stack: SessionStack
     /// For the start-up log line.
     let description: String
+    /// Checks the storage's settings against the server before serving (Redis): `invalidInput`
+    /// for a configuration the server refuses, `unavailable` while it cannot be reached.
+    var checkConfiguration: (@Sendable () async throws(SessionStorageError) -> Void)?
 
     init(
         storage spec: StorageSpec, bus busSpec: BusSpec, busGap: Duration?, cache: Bool, maxEntries: Int?, maxBytes: Int?,
@@ -50,12 +53,17 @@ struct StorageStack {
             // writes that far apart.
             if busSpec == .auto {
                 let gap = busGap ?? .zero
-                let changes = try ChangeEmitter(minimumGap: gap, logger: logger)
-                durable = try RedisSessionStorage(configuration: configuration, changes: changes, logger: logger)
+                let channel = RedisChangeBus.channel(forKeyPrefix: configuration.keyPrefix)
+                let changes = try ChangeEmitter(channel: channel, minimumGap: gap, logger: logger)
+                let redis = try RedisSessionStorage(configuration: configuration, changes: changes, logger: logger)
+                durable = redis
+                checkConfiguration = { () async throws(SessionStorageError) in try await redis.checkConfiguration() }
                 bus = try RedisChangeBus(configuration: configuration, changes: changes, logger: logger)
                 busName = Self.attachedBusName("redis", "PUBLISH", gap: gap)
             } else {
-                durable = try RedisSessionStorage(configuration: configuration, logger: logger)
+                let redis = try RedisSessionStorage(configuration: configuration, logger: logger)
+                durable = redis
+                checkConfiguration = { () async throws(SessionStorageError) in try await redis.checkConfiguration() }
             }
         }
         if bus == nil, case .redis(let url) = busSpec {

@@ -61,4 +61,15 @@ struct RedisClusterConformanceTests {
     func conformance(_ check: SessionStorageConformance.Check) async throws {
         try await check.run { policy in try RedisTestEnvironment.storage(policy: policy, url: RedisTestEnvironment.cluster.url) }
     }
+
+    /// Found from outside: with the first seed down, the first write of a fresh storage went to
+    /// that seed (no slot map yet) and failed until some read had loaded the map.
+    @Test("a cluster reached through a list whose first node is down works from the first write")
+    func firstSeedDown() async throws {
+        let seeds = RedisTestEnvironment.cluster.url.replacingOccurrences(of: "redis+cluster://", with: "redis+cluster://127.0.0.1:1,")
+        let storage = try RedisTestEnvironment.storage(url: seeds)
+        let session = try await storage.createSession()
+        #expect(try await storage.setState(1, forKey: "k", in: session.id) == 2)
+        #expect(try await storage.stateValue(forKey: "k", in: session.id) == 1)
+    }
 }

@@ -92,7 +92,8 @@ struct RedisFaultTests {
                 }
             }
         }
-        try await Task.sleep(for: .milliseconds(700))
+        // Killed once the writers are well under way (however loaded the machine is).
+        for _ in 0..<200 where acknowledged.withLock({ $0.count }) < 100 { try await Task.sleep(for: .milliseconds(50)) }
         let pid = try String(contentsOfFile: Self.pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         try await RedisTestEnvironment.run("/bin/kill", ["-KILL", pid])
         await writers.value

@@ -15,7 +15,7 @@ import unittest
 import uuid
 
 import test_server
-from test_server import IN_CI, Server
+from test_server import BINARY, IN_CI, Server
 
 REDIS_URL = os.environ.get("MCP_REDIS_URL")
 REDIS_CLUSTER_URL = os.environ.get("MCP_REDIS_CLUSTER_URL")
@@ -79,6 +79,20 @@ class RedisReadYourWritesTests(test_server.ReadYourWritesAcrossInstancesTests):
         self.a = Server(*arguments).start()
         self.b = Server(*arguments).start()
 
+
+
+class RedisSettingsTests(unittest.TestCase):
+    """A setting Redis refuses stops the server at start-up, naming the host and the refusal;
+    a Redis that is not up yet does not (requests answer 503 until it is)."""
+
+    def test_refused_settings_stop_the_server(self) -> None:
+        url = require_redis(REDIS_URL)
+        host = url.split("://", 1)[1].split("/")[0].split("?")[0]
+        for storage, refusal in [(f"redis://{host}/99", "DB index is out of range"), (f"redis://:wrong@{host}", "AUTH")]:
+            run = subprocess.run([BINARY, "--port", "0", "--storage", storage], capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(run.returncode, 0, storage)
+            self.assertIn(f"Redis at {host} refused", run.stderr, storage)
+            self.assertIn(refusal, run.stderr, storage)
 
 
 if __name__ == "__main__":
