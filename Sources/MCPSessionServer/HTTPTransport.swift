@@ -46,6 +46,7 @@ extension MCPServer {
         router.post(path) { request, _ in await self.respond { () throws(HTTPFailure) in try await self.post(request) } }
         router.get(path) { request, _ in await self.respond { () throws(HTTPFailure) in try await self.get(request) } }
         router.delete(path) { request, _ in await self.respond { () throws(HTTPFailure) in try await self.delete(request) } }
+        addHealthRoutes(to: router)
     }
 
     private func respond(_ handle: () async throws(HTTPFailure) -> Response) async -> Response {

@@ -60,6 +60,12 @@ public final class MCPServer: Service, Sendable {
         public var callLeaseTimeout: Duration = .seconds(5)
         /// How long shutdown waits for the running calls to store their answers. Default 5 seconds.
         public var shutdownGracePeriod: Duration = .seconds(5)
+        /// The liveness endpoint (`GET`: 200 while the process serves HTTP); nil for none.
+        /// Default `/health`.
+        public var healthPath: String? = "/health"
+        /// The readiness endpoint (`GET`: 200 when storage answers and the bus, if any, is
+        /// connected; 503 with the reason otherwise); nil for none. Default `/ready`.
+        public var readyPath: String? = "/ready"
 
         public init() {}
     }
@@ -76,6 +82,8 @@ public final class MCPServer: Service, Sendable {
     /// The tools by name, and their names in registration order (the order `tools/list` shows).
     private let tools = Mutex<(byName: [String: Tool], order: [String])>(([:], []))
     let calls: RunningCalls
+    /// Whether the bus is connected (true without a bus), for ``Configuration/readyPath``.
+    let busConnected: Atomic<Bool>
     /// This instance's id: its bus's, or a new one.
     let instanceID: String
 
@@ -94,6 +102,7 @@ public final class MCPServer: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         self.instanceID = bus?.instanceID ?? UUID().uuidString
+        self.busConnected = Atomic(bus == nil)
         self.calls = RunningCalls(storage: storage, instanceID: instanceID, lease: CallLease(timeout: configuration.callLeaseTimeout), logger: logger)
     }
 
@@ -126,7 +135,7 @@ public final class MCPServer: Service, Sendable {
     public func run() async throws {
         // On the bus's thread, as each message is read: waking a stream is a flag and a resume.
         let subscription = bus.map { bus in
-            bus.subscribe { [hub] signal in
+            bus.subscribe { [hub, self] signal in
                 switch signal {
                 case .message(let message) where message.origin != bus.instanceID:
                     switch message.change {
@@ -136,8 +145,11 @@ public final class MCPServer: Service, Sendable {
                     }
                 case .connected:
                     // Messages sent while disconnected are lost: every stream rereads.
+                    self.busConnected.store(true, ordering: .relaxed)
                     hub.wakeAll()
-                case .message, .disconnected: break
+                case .disconnected:
+                    self.busConnected.store(false, ordering: .relaxed)
+                case .message: break
                 }
             }
         }

@@ -20,6 +20,8 @@ import subprocess
 import tempfile
 import time
 import unittest
+import urllib.error
+import urllib.request
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -687,6 +689,35 @@ class SharedSQLiteWithPostgresBusTests(TwoInstanceTests):
         self.directory = tempfile.TemporaryDirectory()
         self.addCleanup(self.directory.cleanup)
         return ["--storage", f"sqlite:{self.directory.name}/shared.db", "--bus", require_postgres(POSTGRES_URL)]
+
+
+class HealthTests(unittest.TestCase):
+    """`GET /health` (the process serves HTTP) and `GET /ready` (storage answers, the bus is
+    connected), for balancers and container health checks."""
+
+    @staticmethod
+    def get(url: str) -> tuple[int, dict, dict]:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as answer:
+                return answer.status, dict(answer.headers), json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), json.loads(error.read())
+
+    def test_health_and_ready_on_sqlite(self) -> None:
+        with tempfile.TemporaryDirectory() as directory, Server("--storage", f"sqlite:{directory}/s.db") as server:
+            base = server.url.rsplit("/mcp", 1)[0]
+            self.assertEqual(self.get(base + "/health")[::2], (200, {"status": "ok"}))
+            self.assertEqual(self.get(base + "/ready")[::2], (200, {"status": "ready"}))
+
+    def test_ready_is_503_while_storage_is_unreachable(self) -> None:
+        with Server("--storage", "postgres://mcp:mcp@127.0.0.1:1/none", "--bus", "none") as server:
+            base = server.url.rsplit("/mcp", 1)[0]
+            self.assertEqual(self.get(base + "/health")[0], 200)
+            status, headers, body = self.get(base + "/ready")
+            self.assertEqual(status, 503)
+            self.assertEqual(body["status"], "not ready")
+            self.assertIn("storage", body)
+            self.assertEqual(headers.get("Retry-After"), "1")
 
 
 class CommandLineTests(unittest.TestCase):
