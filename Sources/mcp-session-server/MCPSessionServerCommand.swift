@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Hummingbird
 import Logging
 import MCPSessionServer
@@ -13,7 +14,19 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mcp-session-server",
         abstract: "An MCP server (Streamable HTTP on /mcp) that keeps its sessions in durable storage.",
-        discussion: "Tools: state_set, state_get, ticker. Several instances sharing one PostgreSQL database serve any session.")
+        discussion: """
+            Tools: state_set, state_get, ticker. Several instances sharing one PostgreSQL database or Redis serve any session.
+
+            Every flag can also come from the environment: MCP_ and the flag's name in capitals, '_' for '-' (MCP_STORAGE, \
+            MCP_BUS, MCP_SESSION_TTL, ...). A flag on the command line wins over its variable; a bad value is reported under \
+            the flag's name.
+            """)
+
+    /// Runs the command with the flags from the environment added (``EnvironmentFlags``).
+    static func main() async {
+        let environment = ProcessInfo.processInfo.environment
+        await main(EnvironmentFlags.arguments(Array(CommandLine.arguments.dropFirst()), environment: environment))
+    }
 
     enum CacheMode: String, ExpressibleByArgument, CaseIterable {
         case lru, none

@@ -721,6 +721,22 @@ class HealthTests(unittest.TestCase):
 
 
 class CommandLineTests(unittest.TestCase):
+    def test_flags_come_from_the_environment_and_the_command_line_wins(self) -> None:
+        environment = dict(os.environ, MCP_STORAGE="memory:")
+        with tempfile.TemporaryDirectory() as directory:
+            for arguments, expected in [([], "storage=memory"), (["--storage", f"sqlite:{directory}/s.db"], "storage=sqlite")]:
+                server = Server(*arguments).start_with(env=environment)
+                try:
+                    deadline = time.monotonic() + 10
+                    while "storage=" not in server.output() and time.monotonic() < deadline:
+                        time.sleep(0.05)
+                    self.assertIn(expected, server.output())
+                finally:
+                    server.__exit__(None, None, None)
+        run = subprocess.run([BINARY], env=dict(os.environ, MCP_PORT="abc"), capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("'abc' is invalid for '--port", run.stderr)
+
     def test_bad_flags_fail_with_a_clear_message(self) -> None:
         for arguments, message in [
             (["--storage", "redis://127.0.0.1:abc"], "expected HOST[:PORT]"),
