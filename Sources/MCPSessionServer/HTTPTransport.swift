@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import MCPSessionStorage
+import Metrics
 
 extension HTTPField.Name {
     static let mcpSessionID = HTTPField.Name("Mcp-Session-Id")!
@@ -43,18 +44,22 @@ extension MCPServer {
     /// Adds `POST`, `GET` and `DELETE` on ``Configuration/path`` to `router`.
     public func addRoutes<Context: RequestContext>(to router: Router<Context>) {
         let path = RouterPath(configuration.path)
-        router.post(path) { request, _ in await self.respond { () throws(HTTPFailure) in try await self.post(request) } }
-        router.get(path) { request, _ in await self.respond { () throws(HTTPFailure) in try await self.get(request) } }
-        router.delete(path) { request, _ in await self.respond { () throws(HTTPFailure) in try await self.delete(request) } }
+        router.post(path) { request, _ in await self.respond("POST") { () throws(HTTPFailure) in try await self.post(request) } }
+        router.get(path) { request, _ in await self.respond("GET") { () throws(HTTPFailure) in try await self.get(request) } }
+        router.delete(path) { request, _ in await self.respond("DELETE") { () throws(HTTPFailure) in try await self.delete(request) } }
         addHealthRoutes(to: router)
     }
 
-    private func respond(_ handle: () async throws(HTTPFailure) -> Response) async -> Response {
+    /// The response, counted in `mcp_server_requests` by method and status.
+    private func respond(_ method: String, _ handle: () async throws(HTTPFailure) -> Response) async -> Response {
+        let response: Response
         do {
-            return try await handle()
+            response = try await handle()
         } catch {
-            return error.response
+            response = error.response
         }
+        Counter(label: "mcp_server_requests", dimensions: [("method", method), ("status", String(response.status.code))]).increment()
+        return response
     }
 
     // MARK: POST: one JSON-RPC message

@@ -1,4 +1,5 @@
 import MCPSessionStorage
+import Metrics
 import Synchronization
 
 /// Wakes the open streams of a session when one of its events is appended: by this instance
@@ -11,19 +12,27 @@ final class StreamHub: Sendable {
         var waiters: [SessionID: [ObjectIdentifier: StreamWaiter]] = [:]
     }
     private let sessions = Mutex(Sessions())
+    /// `mcp_server_open_streams`: the streams open on this instance.
+    private let openStreams = Gauge(label: "mcp_server_open_streams")
 
     /// A waiter for `id`'s events, registered until `remove`.
     func waiter(for id: SessionID) -> StreamWaiter {
         let waiter = StreamWaiter()
-        sessions.withLock { $0.waiters[id, default: [:]][ObjectIdentifier(waiter)] = waiter }
+        let count = sessions.withLock { sessions in
+            sessions.waiters[id, default: [:]][ObjectIdentifier(waiter)] = waiter
+            return sessions.waiters.values.reduce(0) { $0 + $1.count }
+        }
+        openStreams.record(count)
         return waiter
     }
 
     func remove(_ waiter: StreamWaiter, for id: SessionID) {
-        sessions.withLock { sessions in
+        let count = sessions.withLock { sessions in
             sessions.waiters[id]?[ObjectIdentifier(waiter)] = nil
             if sessions.waiters[id]?.isEmpty == true { sessions.waiters[id] = nil }
+            return sessions.waiters.values.reduce(0) { $0 + $1.count }
         }
+        openStreams.record(count)
     }
 
     /// How many streams are open here.

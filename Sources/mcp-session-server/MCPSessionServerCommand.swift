@@ -6,6 +6,8 @@ import MCPSessionServer
 import MCPSessionStorage
 import MCPSessionStoragePostgres
 import MCPSessionStorageSQLite
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 /// `mcp-session-server`: the demo MCP server over any storage stack.
@@ -103,6 +105,9 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
         MemoryPolicy.apply()
         var logger = Logger(label: "mcp-session-server")
         logger.logLevel = .info
+        // Every swift-metrics counter, gauge and timer of the stack, served at /metrics.
+        let metrics = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metrics))
         let stack = try StorageStack(
             storage: try StorageSpec(parsing: storage), bus: try BusSpec(parsing: bus), busGap: busGap.map { .milliseconds($0) },
             cache: cache == .lru,
@@ -125,6 +130,11 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
 
         let router = Router()
         server.addRoutes(to: router)
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer())))
+        }
         let connections = ConnectionLimit(maximum: maxConnections ?? ConnectionLimit.defaultMaximum, logger: logger)
         let app = Application(
             router: router, server: .mcp(headerTimeout: .seconds(headerTimeout)),

@@ -709,6 +709,21 @@ class HealthTests(unittest.TestCase):
             self.assertEqual(self.get(base + "/health")[::2], (200, {"status": "ok"}))
             self.assertEqual(self.get(base + "/ready")[::2], (200, {"status": "ready"}))
 
+    def test_metrics_in_prometheus_text_format(self) -> None:
+        with Server("--storage", "memory:") as server:
+            base = server.url.rsplit("/mcp", 1)[0]
+            body = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+            request = urllib.request.Request(server.url, data=json.dumps(body).encode(), method="POST",
+                                             headers={"content-type": "application/json", "accept": "application/json"})
+            with self.assertRaises(urllib.error.HTTPError):  # no session: 400 or 404, counted all the same
+                urllib.request.urlopen(request, timeout=30)
+            with urllib.request.urlopen(base + "/metrics", timeout=30) as answer:
+                self.assertTrue(answer.headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+                text = answer.read().decode()
+            self.assertRegex(text, r'mcp_server_requests\{method="POST",status="4\d\d"\} 1')
+            self.assertIn("mcp_server_open_streams", text)
+            self.assertIn("mcp_session_front_misses", text)
+
     def test_ready_is_503_while_storage_is_unreachable(self) -> None:
         with Server("--storage", "postgres://mcp:mcp@127.0.0.1:1/none", "--bus", "none") as server:
             base = server.url.rsplit("/mcp", 1)[0]
