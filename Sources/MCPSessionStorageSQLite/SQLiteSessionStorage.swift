@@ -100,7 +100,11 @@ public final class SQLiteSessionStorage: SessionStorage {
         async throws(SessionStorageError) -> T
     {
         do {
-            if writesInFlight.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged {
+            // Inline only where a commit does not wait for the disk: with synchronous=FULL every
+            // commit fsyncs, which must not hold a thread of the cooperative pool.
+            if configuration.synchronous == .normal,
+                writesInFlight.compareExchange(expected: 0, desired: 1, ordering: .acquiringAndReleasing).exchanged
+            {
                 defer { writesInFlight.subtract(1, ordering: .releasing) }
                 if let done = try writeHere(body) { return done }
             }

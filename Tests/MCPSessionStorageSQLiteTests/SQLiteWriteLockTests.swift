@@ -35,6 +35,18 @@ struct SQLiteWriteLockTests {
         holder.waitUntilExit()
     }
 
+    /// With `synchronous = .full` every commit waits for the disk (fsync): such writes never
+    /// run on the caller's thread of the cooperative pool.
+    @Test("with synchronous FULL every write runs on the writer's queue")
+    func fullSynchronousWritesQueue() async throws {
+        var configuration = SQLiteSessionStorage.Configuration(path: temporaryDatabasePath())
+        configuration.synchronous = .full
+        let storage = try SQLiteSessionStorage(configuration: configuration)
+        let id = try await storage.createSession().id
+        try await storage.setState(1, forKey: "k", in: id)
+        #expect(storage.queuedWrites.load(ordering: .relaxed) == 2)
+    }
+
     /// Writes that must wait for another process's lock do not hold the cooperative pool's
     /// threads (as many as cores): work started meanwhile finishes long before the lock is
     /// released. Run inline, as writes once were, eight such writes held every pool thread until
