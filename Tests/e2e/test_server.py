@@ -692,10 +692,11 @@ class SharedSQLiteWithPostgresBusTests(TwoInstanceTests):
 class CommandLineTests(unittest.TestCase):
     def test_bad_flags_fail_with_a_clear_message(self) -> None:
         for arguments, message in [
-            (["--storage", "redis://127.0.0.1:6379"], "no redis backend"),
-            (["--storage", "dynamodb:sessions"], "no dynamodb backend"),
-            (["--storage", "mysql://x"], "expected memory:, sqlite:PATH or postgres://"),
-            (["--bus", "kafka://x"], "expected auto, none or postgres://"),
+            (["--storage", "rediss://127.0.0.1:6379"], "no rediss backend"),
+            (["--storage", "dynamodb://x?region=eu-west-1"], "a DynamoDB table name is 3–255"),
+            (["--storage", "dynamodb://sessions?regio=eu-west-1"], "unknown DynamoDB URL parameter"),
+            (["--storage", "mysql://x"], "expected memory:, sqlite:PATH, postgres://"),
+            (["--bus", "kafka://x"], "expected auto, none, postgres://"),
             (["--cache", "arc"], "--cache"),
             (["--session-ttl", "0"], "--session-ttl must be positive"),
             (["--bus-gap=-1"], "--bus-gap must not be negative"),
