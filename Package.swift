@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "MCPSessionStorageSQLite", targets: ["MCPSessionStorageSQLite"]),
         .library(name: "MCPSessionStoragePostgres", targets: ["MCPSessionStoragePostgres"]),
         .library(name: "MCPSessionStorageRedis", targets: ["MCPSessionStorageRedis"]),
+        .library(name: "MCPSessionStorageDynamoDB", targets: ["MCPSessionStorageDynamoDB"]),
         .library(name: "MCPSessionStorageTesting", targets: ["MCPSessionStorageTesting"]),
         .library(name: "MCPSessionServer", targets: ["MCPSessionServer"]),
         .executable(name: "mcp-session-server", targets: ["mcp-session-server"]),
@@ -25,6 +26,8 @@ let package = Package(
         // Already in the graph through Hummingbird; named for the channel handlers the server adds.
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         // The executable's /metrics only: the library reports through swift-metrics to any backend.
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
@@ -70,6 +73,18 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MCPSessionStorageDynamoDB",
+            dependencies: [
+                "MCPSessionStorage",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "MCPSessionStorageTesting",
             dependencies: ["MCPSessionStorage"]
         ),
@@ -91,6 +106,7 @@ let package = Package(
             name: "mcp-session-server",
             dependencies: [
                 "MCPSessionServer", "MCPSessionStorageSQLite", "MCPSessionStoragePostgres", "MCPSessionStorageRedis",
+                "MCPSessionStorageDynamoDB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
@@ -135,6 +151,15 @@ let package = Package(
         .testTarget(
             name: "MCPSessionStorageRedisTests",
             dependencies: ["MCPSessionStorageRedis", "MCPSessionStorageTesting", "ClusterNodeDriver"]
+        ),
+        .testTarget(
+            name: "MCPSessionStorageDynamoDBTests",
+            dependencies: [
+                "MCPSessionStorageDynamoDB", "MCPSessionStorageTesting", "MCPSessionStorageRedis", "MCPSessionStoragePostgres",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         .target(
             name: "ClusterNodeDriver",

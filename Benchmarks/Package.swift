@@ -44,6 +44,14 @@ let package = Package(
             path: "Tools/RedisCommands"
         ),
         .executableTarget(
+            name: "DynamoDBLoad",
+            dependencies: [
+                .product(name: "MCPSessionStorage", package: "swift-mcp-session-storage"),
+                .product(name: "MCPSessionStorageDynamoDB", package: "swift-mcp-session-storage"),
+            ],
+            path: "Tools/DynamoDBLoad"
+        ),
+        .executableTarget(
             name: "HTTPFloor",
             dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
             path: "Tools/HTTPFloor"

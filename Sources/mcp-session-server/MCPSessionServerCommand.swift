@@ -47,7 +47,7 @@ struct MCPSessionServerCommand: AsyncParsableCommand {
 
     @Option(
         help:
-            "memory: | sqlite:PATH | postgres://USER[:PASS]@HOST[:PORT]/DB | redis://[:PASS@]HOST[:PORT][/DB] (redis+cluster://, or several HOST:PORT, for Redis Cluster)"
+            "memory: | sqlite:PATH | postgres://USER[:PASS]@HOST[:PORT]/DB | redis://[:PASS@]HOST[:PORT][/DB] (redis+cluster://, or several HOST:PORT, for Redis Cluster) | dynamodb://TABLE?region=REGION[&endpoint=URL][&create=false] (creates a missing table unless create=false)"
     )
     var storage = "sqlite:mcp_sessions.db"
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import MCPSessionStorageDynamoDB
 
 /// What `--storage` names.
 enum StorageSpec: Equatable {
@@ -6,12 +7,14 @@ enum StorageSpec: Equatable {
     case sqlite(path: String)
     case postgres(url: String)
     case redis(url: String)
+    case dynamodb(url: String)
 
     static let expected =
-        "memory:, sqlite:PATH, postgres://USER[:PASS]@HOST[:PORT]/DB or redis://[:PASS@]HOST[:PORT][/DB] (redis+cluster://, or several HOST:PORT, for a cluster)"
+        "memory:, sqlite:PATH, postgres://USER[:PASS]@HOST[:PORT]/DB, redis://[:PASS@]HOST[:PORT][/DB] (redis+cluster://, or several HOST:PORT, for a cluster) or dynamodb://TABLE?region=REGION[&endpoint=URL]"
 
     /// Parses `memory:`, `sqlite:PATH`, `postgres://USER[:PASS]@HOST[:PORT]/DB` or
-    /// `redis://[:PASS@]HOST[:PORT][/DB]` (`redis+cluster://…`, or several comma-separated hosts).
+    /// `redis://[:PASS@]HOST[:PORT][/DB]` (`redis+cluster://…`, or several comma-separated hosts) or
+    /// `dynamodb://TABLE?region=REGION[&endpoint=URL][&create=false]`.
     init(parsing text: String) throws(ValidationError) {
         if text == "memory:" {
             self = .memory
@@ -23,7 +26,10 @@ enum StorageSpec: Equatable {
             self = .postgres(url: text)
         } else if text.hasPrefix("redis://") || text.hasPrefix("redis+cluster://") {
             self = .redis(url: text)
-        } else if let scheme = ["rediss", "dynamodb"].first(where: { text.hasPrefix("\($0):") }) {
+        } else if text.hasPrefix("dynamodb://") {
+            do { _ = try DynamoDBSessionStorage.Configuration(url: text) } catch { throw ValidationError("--storage: \(error.message)") }
+            self = .dynamodb(url: text)
+        } else if let scheme = ["rediss"].first(where: { text.hasPrefix("\($0):") }) {
             throw ValidationError("--storage \(scheme): this build has no \(scheme) backend; use \(Self.expected)")
         } else {
             throw ValidationError("--storage \(text.prefix(64)): expected \(Self.expected)")
@@ -59,6 +65,7 @@ extension StorageSpec {
         case .sqlite(let path): "sqlite \(path)"
         case .postgres(let url): "postgres \(url.split(separator: "@").last.map(String.init) ?? "")"
         case .redis(let url): "redis \(url.split(separator: "@").last.map(String.init) ?? String(url.dropFirst(url.hasPrefix("redis+") ? 16 : 8)))"
+        case .dynamodb(let url): "dynamodb \(url.dropFirst("dynamodb://".count))"
         }
     }
 }

@@ -1,5 +1,6 @@
 import Logging
 import MCPSessionStorage
+import MCPSessionStorageDynamoDB
 import MCPSessionStoragePostgres
 import MCPSessionStorageRedis
 import MCPSessionStorageSQLite
@@ -26,6 +27,7 @@ struct StorageStack {
         var bus: (any ChangeBus)?
         var busName = "none"
         var durable: any SessionStorage
+        var storageNote = ""
         switch spec {
         case .memory:
             durable = InMemorySessionStorage(configuration: .init(policy: policy))
@@ -65,6 +67,15 @@ struct StorageStack {
                 durable = redis
                 checkConfiguration = { () async throws(SessionStorageError) in try await redis.checkConfiguration() }
             }
+        case .dynamodb(let url):
+            var configuration = try DynamoDBSessionStorage.Configuration(url: url)
+            // Like the PostgreSQL migrations: a missing table is created unless the URL says create=false.
+            if !url.contains("create=false") { configuration.createTable = true }
+            // A value state_get can quote whole in one event, itself one DynamoDB item.
+            policy.maxStateValueBytes = min(policy.maxStateValueBytes, (DynamoDBSessionStorage.itemValueLimit - 512 - (64 << 10)) / 2)
+            configuration.policy = policy
+            durable = try DynamoDBSessionStorage(configuration: configuration, logger: logger)
+            storageNote = configuration.createTable ? " (creates the table if missing)" : " (the table must exist)"
         }
         if bus == nil, case .redis(let url) = busSpec {
             let configuration = try RedisSessionStorage.Configuration(url: url)
@@ -83,11 +94,18 @@ struct StorageStack {
             if let maxEntries { configuration.maxEntries = maxEntries }
             if let maxBytes { configuration.maxBytes = maxBytes }
             configuration.consistency = consistency
+            // DynamoDB has no bus of its own: without one, other instances' writes reach this
+            // front only when its entries age out, so they age out fast.
+            if bus == nil, case .dynamodb = spec {
+                configuration.maxAge = Self.unbusedDynamoDBMaxAge
+                storageNote +=
+                    ", front maxAge \(Self.unbusedDynamoDBMaxAge.components.seconds) s (no bus: another instance's write is seen within it; --bus redis://… or postgres://… for more)"
+            }
             front = configuration
         }
         stack = SessionStack(durable: durable, front: front, bus: bus, logger: logger)
         let consistencyName = bus == nil || !cache ? "" : consistency == .eventual ? ", eventual" : ", read-your-writes"
-        description = "\(spec.name), cache \(cache ? "lru" : "none"), bus \(busName)\(consistencyName)"
+        description = "\(spec.name)\(storageNote), cache \(cache ? "lru" : "none"), bus \(busName)\(consistencyName)"
     }
 
     /// The start-up line's name of a bus whose messages ride inside the writes.
@@ -98,4 +116,7 @@ struct StorageStack {
         let shown = milliseconds < Double(Int.max) ? Int(milliseconds) : Int.max
         return "\(backend) (\(command) inside writes \(shown) ms apart, batched between)"
     }
+
+    /// The front's maximum entry age over DynamoDB without a bus.
+    static let unbusedDynamoDBMaxAge: Duration = .seconds(1)
 }

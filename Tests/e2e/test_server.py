@@ -755,7 +755,9 @@ class CommandLineTests(unittest.TestCase):
     def test_bad_flags_fail_with_a_clear_message(self) -> None:
         for arguments, message in [
             (["--storage", "redis://127.0.0.1:abc"], "expected HOST[:PORT]"),
-            (["--storage", "dynamodb:sessions"], "no dynamodb backend"),
+            (["--storage", "rediss://127.0.0.1:6379"], "no rediss backend"),
+            (["--storage", "dynamodb://x?region=eu-west-1"], "a DynamoDB table name is 3–255"),
+            (["--storage", "dynamodb://sessions?regio=eu-west-1"], "unknown DynamoDB URL parameter"),
             (["--storage", "mysql://x"], "expected memory:, sqlite:PATH, postgres://"),
             (["--bus", "kafka://x"], "expected auto, none, postgres://"),
             (["--cache", "arc"], "--cache"),
