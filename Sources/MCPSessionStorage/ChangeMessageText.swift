@@ -1,3 +1,5 @@
+import Logging
+
 /// The text form of change messages, for buses that carry strings (NOTIFY payloads, pub/sub):
 /// the one place that knows the format, including the pieces a write's own statement or script
 /// splices together when it sends its message itself.
@@ -42,6 +44,21 @@ public enum ChangeMessageText {
         }
         guard let change = change(kind: parts[0], parts[3]) else { return nil }
         return ChangeMessage(origin: String(parts[1]), delivery: delivery, change: change)
+    }
+
+    /// The messages of a received payload (one per line) as the signals a bus delivers, leaving
+    /// out those `origin` sent (every instance hears its own too: skipped before decoding). A
+    /// malformed line is logged at debug level and skipped.
+    public static func signals(in payload: Substring, notFrom origin: String, logger: Logger) -> [BusSignal] {
+        var signals: [BusSignal] = []
+        for line in payload.split(separator: "\n") where !isSent(by: origin, line) {
+            guard let message = decode(line) else {
+                logger.debug("ignoring a malformed change message", metadata: ["payload": "\(line.prefix(200))"])
+                continue
+            }
+            signals.append(.message(message))
+        }
+        return signals
     }
 
     /// Whether `line` was sent by `origin`, without decoding it: how a bus skips its own lines.

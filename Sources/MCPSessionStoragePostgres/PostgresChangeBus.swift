@@ -165,17 +165,7 @@ public final class PostgresChangeBus: ChangeBus, Service {
     }
 
     private func deliver(_ payload: String) {
-        var signals: [BusSignal] = []
-        for line in payload.split(separator: "\n") {
-            // Every instance hears its own NOTIFYs too: those lines are skipped before decoding.
-            if ChangeMessageText.isSent(by: instanceID, line) { continue }
-            guard let message = ChangeMessageText.decode(line) else {
-                logger.debug("ignoring a malformed change message", metadata: ["payload": "\(line.prefix(200))"])
-                continue
-            }
-            signals.append(.message(message))
-        }
-        subscribers.deliver(signals)
+        subscribers.deliver(ChangeMessageText.signals(in: payload[...], notFrom: instanceID, logger: logger))
     }
 
     // MARK: Sending after the writes

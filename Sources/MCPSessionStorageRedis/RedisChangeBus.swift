@@ -171,18 +171,8 @@ public final class RedisChangeBus: ChangeBus, Service {
     /// A `["message", channel, payload]` array, on the event loop.
     private func deliver(_ message: RESPValue) {
         guard let parts = message.elements, parts.count == 3, case .bulk(let payload?) = parts[2] else { return }
-        var signals: [BusSignal] = []
         let text = String(decoding: payload, as: UTF8.self)
-        for line in text.split(separator: "\n") {
-            // Every instance hears its own messages too: those lines are skipped before decoding.
-            if ChangeMessageText.isSent(by: instanceID, line) { continue }
-            guard let decoded = ChangeMessageText.decode(line) else {
-                logger.debug("ignoring a malformed change message", metadata: ["payload": "\(line.prefix(200))"])
-                continue
-            }
-            signals.append(.message(decoded))
-        }
-        subscribers.deliver(signals)
+        subscribers.deliver(ChangeMessageText.signals(in: text[...], notFrom: instanceID, logger: logger))
     }
 
     // MARK: Sending after the writes

@@ -45,11 +45,8 @@ enum RedisScripts {
             redis.call('HDEL', KEYS[3], id)
           end
         end
-        local function fetch(stream, after, limit)
-          local members = redis.call('ZRANGEBYLEX', KEYS[4], '(' .. member(stream, after), '(' .. stream .. '\1', 'LIMIT', 0, limit)
-          if #members == 0 then return {} end
-          local ids = {}
-          for i, m in ipairs(members) do ids[i] = tonumber(string.sub(m, -20)) end
+        -- The events `ids` that are still kept, as `id, encoded, id, encoded, …`.
+        local function eventsWithIDs(ids)
           local values = redis.call('HMGET', KEYS[3], unpack(ids))
           local out = {}
           for i, id in ipairs(ids) do
@@ -59,6 +56,13 @@ enum RedisScripts {
             end
           end
           return out
+        end
+        local function fetch(stream, after, limit)
+          local members = redis.call('ZRANGEBYLEX', KEYS[4], '(' .. member(stream, after), '(' .. stream .. '\1', 'LIMIT', 0, limit)
+          if #members == 0 then return {} end
+          local ids = {}
+          for i, m in ipairs(members) do ids[i] = tonumber(string.sub(m, -20)) end
+          return eventsWithIDs(ids)
         end
         local function setOptional(fields, deleted, name, value)
           if value == '' then deleted[#deleted + 1] = name else
@@ -260,15 +264,7 @@ enum RedisScripts {
             if from > last then return {} end
             local ids = {}
             for id = from, last do ids[#ids + 1] = id end
-            local values = redis.call('HMGET', KEYS[3], unpack(ids))
-            local out = {}
-            for i, id in ipairs(ids) do
-              if values[i] then
-                out[#out + 1] = id
-                out[#out + 1] = values[i]
-              end
-            end
-            return out
+            return eventsWithIDs(ids)
             """#)
 
     /// ARGV: delete the events below this id, channel, message. Returns how many went, or -1.
