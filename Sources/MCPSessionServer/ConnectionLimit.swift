@@ -1,5 +1,6 @@
 import HummingbirdCore
 import Logging
+import Metrics
 
 #if canImport(Glibc)
     import Glibc
@@ -11,7 +12,9 @@ import Logging
 /// new connections wait in the listen backlog until one closes, so a flood of idle connections
 /// cannot take every file descriptor (then nothing, storage included, could open one).
 ///
-/// Reaching the cap is logged as a warning, at most once per ``logInterval``.
+/// Reaching the cap is logged as a warning, at most once per ``logInterval``, and counted in
+/// `mcp_server_connection_limit_reached` (each connection accepted at the cap, which the next
+/// one then waits behind).
 public struct ConnectionLimit: AvailableConnectionsDelegate {
     /// The most connections open at once.
     public let maximum: Int
@@ -21,6 +24,7 @@ public struct ConnectionLimit: AvailableConnectionsDelegate {
     private var open = 0
     private var lastWarning: ContinuousClock.Instant?
     private var reachedSinceWarning = 0
+    private let reached = Counter(label: "mcp_server_connection_limit_reached")
 
     /// - Parameters:
     ///   - maximum: The most connections open at once (at least 1).
@@ -48,6 +52,7 @@ public struct ConnectionLimit: AvailableConnectionsDelegate {
         open += 1
         guard open >= maximum else { return }
         reachedSinceWarning += 1
+        reached.increment()
         let now = ContinuousClock.now
         if let lastWarning, now - lastWarning < logInterval { return }
         logger.warning(

@@ -14,6 +14,7 @@ import atexit
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -449,6 +450,11 @@ class HostileInputTests(unittest.TestCase):
             self.assertGreaterEqual(len(cap_lines), 1, server.output())
             self.assertLess(len(cap_lines), 4, "the cap is logged once in a while, not once per connection")
             self.assertIn("max-connections", cap_lines[0])
+            metrics_url = server.url.rsplit("/mcp", 1)[0] + "/metrics"
+            with urllib.request.urlopen(metrics_url, timeout=30) as answer:
+                reached = re.search(r"^mcp_server_connection_limit_reached (\d+)", answer.read().decode(), re.MULTILINE)
+            self.assertIsNotNone(reached, "the cap is counted in /metrics")
+            self.assertGreaterEqual(int(reached.group(1)), 3, "12 connections through 4 slots fill them at least 3 times")
 
     def test_a_body_shorter_than_its_length_is_400_and_closes(self) -> None:
         with Server("--storage", "memory:") as server:
