@@ -11,6 +11,7 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/package-benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .executableTarget(
@@ -42,6 +43,14 @@ let package = Package(
                 .product(name: "MCPSessionStorageRedis", package: "swift-mcp-session-storage"),
             ],
             path: "Tools/RedisCommands"
+        ),
+        .executableTarget(
+            name: "RedisFloor",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tools/RedisFloor"
         ),
         .executableTarget(
             name: "DynamoDBLoad",

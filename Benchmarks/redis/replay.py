@@ -1,14 +1,18 @@
 """Has redis-benchmark repeat the exact commands our Redis storage sent, captured with MONITOR.
 
-    replay.py MONITOR_LOG NAMES_FILE PORT  ->  lines "Redis OPERATION cN RPS"
+    replay.py MONITOR_LOG NAMES_FILE PORT [FLOOR_BINARY WORK_DIR]  ->  lines "Redis OPERATION cN RPS"
 
 For each benchmark "Redis OPERATION cN" that ran (listed in NAMES_FILE), the capture's last
 EVALSHA under the key prefix bench_OPERATION_cN is the command; redis-benchmark sends it from N
-connections (one request in flight on each), as many times as takes a few seconds.
+connections (one request in flight on each), as many times as takes a few seconds. With
+FLOOR_BINARY (Tools/RedisFloor), the same command also goes through the floor of a Swift client
+on SwiftNIO, with its callers on the event loop and on plain tasks: lines "NAME RPS" appended to
+WORK_DIR/floor-loop.txt and WORK_DIR/floor-plain-task.txt.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -69,6 +73,19 @@ def main() -> None:
             # own quotes redis-benchmark does not escape, so it is read from the right).
             rps = float(run.stdout.strip().splitlines()[-1].split(",")[-7].strip('"'))
             print(f"{name} {rps}")
+            if len(sys.argv) > 5:
+                floor(sys.argv[4], sys.argv[5], name, port, callers, commands[prefix])
+
+
+def floor(binary: str, work: str, name: str, port: str, callers: int, command: list[str]) -> None:
+    """Runs RedisFloor on `command` with its callers on the event loop, then on plain tasks."""
+    path = f"{work}/floor-command.json"
+    with open(path, "w") as sink:
+        json.dump(command, sink)
+    for placement, flags in (("loop", []), ("plain-task", ["--plain-task"])):
+        run = subprocess.run([binary, port, path, str(callers), "5", *flags], capture_output=True, text=True, check=True)
+        with open(f"{work}/floor-{placement}.txt", "a") as sink:
+            sink.write(f"{name} {run.stdout.strip()}\n")
 
 
 if __name__ == "__main__":

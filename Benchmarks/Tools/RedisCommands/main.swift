@@ -18,10 +18,8 @@ for callers in [1, 16] {
         var configuration = try RedisSessionStorage.Configuration(url: url)
         configuration.keyPrefix = "bench_\(operation)_c\(callers)"
         let storage = try RedisSessionStorage(configuration: configuration)
-        guard try await storage.session(id) != nil else {
-            FileHandle.standardError.write(Data("no session \(id) under \(configuration.keyPrefix): run the Redis benchmarks first\n".utf8))
-            exit(1)
-        }
+        // A benchmark the run filtered out left no session: nothing of it to capture.
+        guard try await storage.session(id) != nil else { continue }
         switch operation {
         case "get_session": _ = try await storage.session(id)
         case "set_state": _ = try await storage.setState(42, forKey: "counter", in: id)
