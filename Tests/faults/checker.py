@@ -208,7 +208,9 @@ def check_tickers(index: Index) -> CheckResult:
         result.checked += 1
         numbers = [n for n, _, _ in call.ticks]
         problem = None
-        if len(set(numbers)) != len(numbers):
+        if call.odd:
+            problem = f"events that are not JSON-RPC messages: {call.odd}"
+        elif len(set(numbers)) != len(numbers):
             duplicated = sorted({n for n in numbers if numbers.count(n) > 1})
             problem = f"ticks delivered twice: {duplicated}"
         elif numbers != list(range(len(numbers))):

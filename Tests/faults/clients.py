@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
@@ -199,6 +200,9 @@ class TickerState:
         if not event.data:
             return False
         message = json.loads(event.data)
+        if not isinstance(message, dict):
+            self.call.odd.append(f"{event.id}: {event.data[:200]}")
+            return False
         if message.get("method") == "notifications/message":
             tick = str(message["params"]["data"])
             self.call.ticks.append([int(tick.split()[1]), event.id, stream])
@@ -268,5 +272,8 @@ async def ticker_client(workload: Workload, name: str) -> None:
             try:
                 await one_ticker(workload, http, name, workload.recorder.now() + 60)
             except (httpx2.HTTPError, CallFailed):
+                await asyncio.sleep(0.5)
+            except Exception as error:  # noqa: BLE001 (a harness bug must not end the run: report it, go on)
+                print(f"ticker client {name}: {type(error).__name__}: {error}", file=sys.stderr)
                 await asyncio.sleep(0.5)
             await asyncio.sleep(0.2)

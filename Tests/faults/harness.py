@@ -235,8 +235,11 @@ async def main_async(args: argparse.Namespace) -> int:
             for instance in cluster.instances:
                 instance.kill()
             await cluster.proxy.stop()
-        subprocess.run(["psql", args.postgres, "-qc", f"SET client_min_messages = warning; DROP SCHEMA IF EXISTS {schema} CASCADE"],
-                       capture_output=True, timeout=60)
+        if args.keep_schema:
+            log(f"the run's tables are kept in schema {schema}")
+        else:
+            subprocess.run(["psql", args.postgres, "-qc", f"SET client_min_messages = warning; DROP SCHEMA IF EXISTS {schema} CASCADE"],
+                           capture_output=True, timeout=60)
     log(f"history in {history}; checking it")
     return 1 if checker.report(load(history)) else 0
 
@@ -250,6 +253,7 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=3, help="pairs of state clients, each pair sharing a session (default 3)")
     parser.add_argument("--tickers", type=int, default=2, help="ticker clients (default 2)")
     parser.add_argument("--consistency", choices=["read-your-writes", "eventual"], default="read-your-writes")
+    parser.add_argument("--keep-schema", action="store_true", help="keep the run's schema (to look into a failure)")
     parser.add_argument("--dir", default=str(ROOT / ".faults"), help="logs, nginx's files and the history (default .faults/)")
     return asyncio.run(main_async(parser.parse_args()))
 

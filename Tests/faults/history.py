@@ -11,7 +11,8 @@ Line kinds (field `kind`):
   when known), `error`.
 - `ticker`: one interrupted `ticker` call and its resumption: `session`, `count`, `ticks`
   (every tick received, in order, as [tick number, event id, stream]: `first` or `resume`),
-  `result` (`done`, an error text, or None when it never ended), `instances`.
+  `result` (`done`, an error text, or None when it never ended), `instances`, `odd` (events
+  whose data is not a JSON-RPC object).
 - `fault`: one fault: `name`, `target`, `start` (injected), `healed`, `end` (the window's end:
   the cluster ready again, or a fixed settle time).
 """
@@ -49,6 +50,7 @@ class TickerCall:
     ticks: list[list[Any]] = field(default_factory=list)
     result: str | None = None
     instances: list[str] = field(default_factory=list)
+    odd: list[str] = field(default_factory=list)
     kind: str = "ticker"
 
 
