@@ -207,6 +207,11 @@ class TickerState:
             tick = str(message["params"]["data"])
             self.call.ticks.append([int(tick.split()[1]), event.id, stream])
             return False
+        if message.get("id") == self.request_id and event.id is None:
+            # An answer the server could not store (its storage failed while it followed the
+            # stream): the call may still end well, so the client resumes from its last id.
+            self.call.unstored.append(json.dumps(message.get("error"))[:200])
+            return False
         if message.get("id") == self.request_id:
             if "error" in message:
                 self.call.result = f"error {message['error'].get('code')}: {message['error'].get('message')}"

@@ -12,7 +12,8 @@ Line kinds (field `kind`):
 - `ticker`: one interrupted `ticker` call and its resumption: `session`, `count`, `ticks`
   (every tick received, in order, as [tick number, event id, stream]: `first` or `resume`),
   `result` (`done`, an error text, or None when it never ended), `instances`, `odd` (events
-  whose data is not a JSON-RPC object).
+  whose data is not a JSON-RPC object), `unstored` (error answers sent without an event id,
+  because storage failed: the client resumed after them).
 - `fault`: one fault: `name`, `target`, `start` (injected), `healed`, `end` (the window's end:
   the cluster ready again, or a fixed settle time).
 """
@@ -51,6 +52,7 @@ class TickerCall:
     result: str | None = None
     instances: list[str] = field(default_factory=list)
     odd: list[str] = field(default_factory=list)
+    unstored: list[str] = field(default_factory=list)
     kind: str = "ticker"
 
 
