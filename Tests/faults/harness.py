@@ -13,8 +13,9 @@ proxy that the partition cuts; nginx round-robin, no sticky sessions, in front.
 
 Faults, in order: kill (SIGKILL instance 1, start it again), pause (SIGSTOP instance 2, then
 SIGCONT), db-restart (the database stopped and started), bus-kill (pg_terminate_backend of
-every instance's LISTEN connection), partition (instance 3 cut off from the database and bus,
-then healed). After each heals: every instance ready again, then a read of every client's key
+every instance's LISTEN connection), bus-stall (instance 3's bus connection silently dropping
+every byte, as a NAT or firewall that forgot the connection does, while its storage connections
+work), partition (instance 3 cut off from the database and bus, then healed). After each heals: every instance ready again, then a read of every client's key
 sent straight to every instance (the probes).
 
 Writes the history (JSON lines) to --dir/history.jsonl and prints the checker's report; the
@@ -107,6 +108,13 @@ async def kill_bus_connections(cluster: Cluster) -> str:
     return f"{killed} buses"
 
 
+async def stall_bus(cluster: Cluster) -> str:
+    cluster.proxy.stall_bus()
+    await asyncio.sleep(6)
+    cluster.proxy.heal()
+    return f"{cluster.instances[2].name} bus"
+
+
 async def partition_instance(cluster: Cluster) -> str:
     cluster.proxy.partition()
     await asyncio.sleep(6)
@@ -116,10 +124,10 @@ async def partition_instance(cluster: Cluster) -> str:
 
 FAULTS: list[tuple[str, Callable[[Cluster], Awaitable[str]]]] = [
     ("kill", kill_instance), ("pause", pause_instance), ("db-restart", restart_database),
-    ("bus-kill", kill_bus_connections), ("partition", partition_instance),
+    ("bus-kill", kill_bus_connections), ("bus-stall", stall_bus), ("partition", partition_instance),
 ]
-# About how long each fault's window lasts on a slow machine, to spread the calm periods.
-EXPECTED_FAULT_SECONDS = 40
+# About how long the faults' windows last together on a slow machine, to spread the calm periods.
+EXPECTED_FAULT_SECONDS = 50
 SETTLE_SECONDS = 2.0
 
 

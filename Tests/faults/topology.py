@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
@@ -146,13 +147,34 @@ http {{
                 time.sleep(0.1)
 
 
+@dataclass
+class Link:
+    """One proxied connection: its two ends, and whether it is a change bus's (its startup
+    message names the application `mcp-bus-...`)."""
+
+    ends: tuple[asyncio.StreamWriter, asyncio.StreamWriter]
+    bus: bool = False
+    opening: bytes = b""
+
+    def saw(self, data: bytes) -> None:
+        if not self.bus and len(self.opening) < 8192:
+            self.opening += data
+            self.bus = BUS_APPLICATION in self.opening
+
+
+BUS_APPLICATION = b"application_name\x00mcp-bus-"
+
+
 class PartitionProxy:
-    """A TCP proxy from a loopback port to the database that can stop passing bytes."""
+    """A TCP proxy from a loopback port to the database that can stop passing bytes: of every
+    connection (a partition), or of the change bus's connections only (a stall: what a NAT or
+    firewall that forgets a long-lived idle connection does)."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = free_port()
         self.cut = False
+        self.cut_bus = False
         self.pipes: set[asyncio.Task[None]] = set()
         self.damaged: set[asyncio.StreamWriter] = set()
         self.server: asyncio.Server | None = None
@@ -171,32 +193,37 @@ class PartitionProxy:
         except OSError:
             client_writer.close()
             return
-        ends = (client_writer, server_writer)
-        for source, sink in ((client_reader, server_writer), (server_reader, client_writer)):
-            task = asyncio.create_task(self.pipe(source, sink, ends))
+        link = Link((client_writer, server_writer))
+        for source, sink, outgoing in ((client_reader, server_writer, True), (server_reader, client_writer, False)):
+            task = asyncio.create_task(self.pipe(source, sink, link, outgoing))
             self.pipes.add(task)
             task.add_done_callback(self.pipes.discard)
 
-    async def pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, ends: tuple[asyncio.StreamWriter, ...]) -> None:
+    async def pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, link: Link, outgoing: bool) -> None:
         try:
             while data := await source.read(65536):
-                if self.cut:
+                if outgoing:
+                    link.saw(data)
+                if self.cut or (self.cut_bus and link.bus):
                     # Dropped, as a partition drops packets; the connection is beyond repair.
-                    self.damaged.update(ends)
+                    self.damaged.update(link.ends)
                     continue
                 sink.write(data)
                 await sink.drain()
         except (OSError, asyncio.CancelledError):
             pass
         finally:
-            for end in ends:
+            for end in link.ends:
                 end.close()
 
     def partition(self) -> None:
         self.cut = True
 
+    def stall_bus(self) -> None:
+        self.cut_bus = True
+
     def heal(self) -> None:
-        self.cut = False
+        self.cut = self.cut_bus = False
         for writer in self.damaged:
             transport = writer.transport
             if isinstance(transport, asyncio.Transport):
