@@ -102,8 +102,11 @@ class Index:
         acked = [o for o in self.acked_writes(key) if o.end <= before and (writer is None or o.client == writer)]
         return max(acked, key=lambda o: o.value or 0, default=None)
 
-    def excerpt(self, key: str, around: float, before: float = 4.0, after: float = 1.0) -> list[str]:
-        lines = [describe(o) for o in self.by_key[key] if around - before <= o.end and o.start <= around + after]
+    def excerpt(self, key: str, around: float, before: float = 1.0, after: float = 0.3, marked: tuple[Op, ...] = ()) -> list[str]:
+        """The operations on `key` from `before` seconds before `around` to `after` seconds
+        after it, `>>` before the ones the violation is about; then the faults at that time."""
+        lines = [(">>" if any(o is m for m in marked) else "  ") + describe(o)[2:]
+                 for o in self.by_key[key] if around - before <= o.end and o.start <= around + after]
         faults = [f for f in self.history.faults if f.start <= around + after and around - before <= f.end]
         lines += [f"  fault {f.name} on {f.target}: injected {f.start:.3f}, healed {f.healed:.3f}, window ends {f.end:.3f}" for f in faults]
         return lines
@@ -114,7 +117,7 @@ def stale(index: Index, read: Op, floor: Op | None) -> Violation | None:
         return None
     return Violation(
         f"{read.op} of {read.key} by {read.client} at {read.start:.3f} returned {read.value}, but {floor.value} was "
-        f"acknowledged at {floor.end:.3f}", index.excerpt(read.key, read.start))
+        f"acknowledged at {floor.end:.3f}", index.excerpt(read.key, read.start, before=max(1.0, read.start - floor.start + 0.2), marked=(read, floor)))
 
 
 def ok_reads(index: Index, kind: str) -> Iterable[Op]:
@@ -178,7 +181,7 @@ def check_monotonic(index: Index) -> CheckResult:
         if previous and previous.value is not None and (read.value is None or read.value < previous.value):
             result.violations.append(Violation(
                 f"{read.client} read {read.key} = {read.value} at {read.start:.3f} after reading {previous.value} at {previous.start:.3f}",
-                index.excerpt(read.key, read.start)))
+                index.excerpt(read.key, read.start, before=max(1.0, read.start - previous.start + 0.2), marked=(read, previous))))
         if previous is None or (read.value or 0) >= (previous.value or 0):
             seen[(read.client, read.key)] = read
     return result
