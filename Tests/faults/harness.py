@@ -16,7 +16,8 @@ SIGCONT), db-restart (the database stopped and started), bus-kill (pg_terminate_
 every instance's LISTEN connection), bus-stall (instance 3's bus connection silently dropping
 every byte, as a NAT or firewall that forgot the connection does, while its storage connections
 work), partition (instance 3 cut off from the database and bus, then healed). After each heals: every instance ready again, then a read of every client's key
-sent straight to every instance (the probes).
+sent straight to every instance (the probes). A sentinel session, read on every instance before
+each fault and written during it, shows a front that kept a copy from before an outage.
 
 Writes the history (JSON lines) to --dir/history.jsonl and prints the checker's report; the
 exit status is the checker's.
@@ -38,7 +39,7 @@ import httpx2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import checker  # noqa: E402
-from clients import CallFailed, Workload, call_tool, parse_value, start_state_clients, ticker_client  # noqa: E402
+from clients import CallFailed, Workload, call_tool, parse_value, session_with_retries, start_state_clients, ticker_client, timed_call  # noqa: E402
 from history import Fault, Op, Recorder, load  # noqa: E402
 from topology import Instance, Nginx, PartitionProxy  # noqa: E402
 
@@ -157,10 +158,59 @@ async def probe_one(workload: Workload, http: httpx2.AsyncClient, instance: Inst
             await asyncio.sleep(0.3)
 
 
-async def inject(cluster: Cluster, workload: Workload, name: str, fault: Callable[[Cluster], Awaitable[str]]) -> None:
+@dataclass
+class Sentinel:
+    """A session only the harness writes, once per fault while it lasts: every instance reads it
+    just before the fault (so every front holds it), an instance the fault spares takes the
+    write, and the probes after the fault read it on every instance. A front that kept its copy
+    from before the outage (no flush when the bus dropped or came back) serves the old value,
+    unless the version check (`read-your-writes`) catches it."""
+
+    session: str
+    generation: int = 0
+    value: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"sentinel/{self.generation}"
+
+    def register(self, workload: Workload) -> None:
+        workload.current_keys["sentinel"] = (self.session, self.key)
+        workload.keys[self.key] = self.session
+
+    async def write(self, workload: Workload, url: str, patience: float = 30) -> None:
+        """The next value, until one is acknowledged; after an unknown outcome, on a new key."""
+        deadline = workload.recorder.now() + patience
+        async with httpx2.AsyncClient() as http:
+            while workload.recorder.now() < deadline:
+                self.value += 1
+                self.register(workload)
+                op = await timed_call(workload, http, url, "write", "sentinel", self.session, self.key, self.value)
+                if op.outcome == "ok":
+                    return
+                self.generation, self.value = self.generation + 1, 0
+                await asyncio.sleep(0.5)
+
+    async def warm(self, cluster: Cluster, workload: Workload) -> None:
+        async with httpx2.AsyncClient() as http:
+            for instance in cluster.instances:
+                await timed_call(workload, http, instance.url, "read", "sentinel-reader", self.session, self.key, None)
+
+
+# The instance that takes the sentinel's write during each fault: one the fault spares.
+SPARED = {"kill": 1}
+
+
+async def inject(cluster: Cluster, workload: Workload, sentinel: Sentinel, name: str, fault: Callable[[Cluster], Awaitable[str]]) -> None:
+    await sentinel.warm(cluster, workload)
     start = workload.recorder.now()
     log(f"fault {name} at {start:.1f} s")
-    target = await fault(cluster)
+
+    async def write_meanwhile() -> None:
+        await asyncio.sleep(1)
+        await sentinel.write(workload, cluster.instances[SPARED.get(name, 0)].url)
+
+    target, _ = await asyncio.gather(fault(cluster), write_meanwhile())
     healed = workload.recorder.now()
     if not await cluster.wait_ready():
         log(f"after {name}, not every instance was ready within 90 s")
@@ -189,13 +239,16 @@ async def final_reads(workload: Workload) -> None:
 
 async def run(cluster: Cluster, recorder: Recorder, duration: float, pairs: int, tickers: int) -> None:
     workload = Workload(cluster.nginx.url, recorder, asyncio.Event())
+    async with httpx2.AsyncClient() as http:
+        sentinel = Sentinel(await session_with_retries(http, workload.url, "faults-sentinel"))
+    await sentinel.write(workload, workload.url)
     tasks = await start_state_clients(workload, pairs)
     tasks += [asyncio.create_task(ticker_client(workload, f"ticker-{n}")) for n in range(tickers)]
     calm = max(4.0, (duration - EXPECTED_FAULT_SECONDS) / (len(FAULTS) + 1))
     log(f"clients working through nginx; a fault every {calm:.0f} s of calm")
     for name, fault in FAULTS:
         await asyncio.sleep(calm)
-        await inject(cluster, workload, name, fault)
+        await inject(cluster, workload, sentinel, name, fault)
     await asyncio.sleep(calm)
     log("stopping the clients (a ticker call in flight ends first)")
     workload.stop.set()
