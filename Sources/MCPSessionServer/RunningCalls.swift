@@ -73,8 +73,10 @@ final class RunningCalls: Sendable {
                     if self.running.withLock({ $0[key]?.stopping ?? false }) { answer = OutgoingMessage.error(id: requestID, .instanceStopped) }
                     // Stored even when the call was cancelled (by the client, or shutdown): a task of
                     // its own does not inherit the cancellation that would abort the write.
+                    // `.some`/`.none` spelled out: JSONValue is ExpressibleByNilLiteral, so a bare
+                    // `nil` here would be the JSON null, and stored as the call's answer.
                     let final = answer
-                    await Task { await finish(await keeper.release() ? final : nil) }.value
+                    await Task { await finish(await keeper.release() ? .some(final) : .none) }.value
                     _ = self.running.withLock { $0.removeValue(forKey: key) }
                 })
         }
@@ -168,11 +170,17 @@ actor LeaseKeeper {
 
     /// Releases the lease (if one was taken). Returns whether this instance still owned the
     /// call, and so should store its answer.
+    ///
+    /// A renewal cancelled in flight (the call ended meanwhile) may have been written without
+    /// being recorded in ``held``: the lease is still this call's as long as it names this
+    /// holder, since another instance that ends the call writes its own holder.
     func release() async -> Bool {
         guard !lost else { return false }
-        guard let held else { return true }
         do {
-            return try await storage.swapLease(name, in: session, expected: held, new: nil)
+            if let held, try await storage.swapLease(name, in: session, expected: held, new: nil) { return true }
+            guard let current = try await storage.lease(name, in: session) else { return true }
+            guard current.holder == holder else { return false }
+            return try await storage.swapLease(name, in: session, expected: current, new: nil)
         } catch {
             // Unreachable: answer anyway; storing the answer will likely fail the same way.
             return true

@@ -181,6 +181,9 @@ public final class TieredSessionStorage: SessionStorage {
         if let cached = cachedSession(id), cached.version >= version { return cached }
         // Behind, or absent: a load started now sees that version, so none started before may be joined.
         loads.invalidate(id)
+        // And the copy known to be behind goes now: this load may not be stored (a concurrent
+        // request's invalidation makes it unclean), and the request's later reads hit the front.
+        front.update(id) { $0.session.version >= version }
         return try await load(id)
     }
 

@@ -192,6 +192,33 @@ struct TieredBusTests {
         #expect(durable.versionReads.load(ordering: .relaxed) == versions, "eventual: no version read")
     }
 
+    @Test("a request's later reads see what its first read confirmed, even when a concurrent request's load replaced its own")
+    func currentSessionDropsTheStaleCopy() async throws {
+        // Found by scripts/faults (Docs/Faults.md): with one instance's bus stalled, two clients
+        // of one session reading there at once, and one of them read a value older than its own
+        // acknowledged write.
+        let durable = CountingStorage(delay: .milliseconds(300))
+        let hub = InProcessChangeBus.Hub()
+        let a = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "a"))
+        let b = TieredSessionStorage(durable: durable, bus: InProcessChangeBus(hub: hub, instanceID: "b"))
+        try await waitUntil { a.isFrontEnabled && b.isFrontEnabled }
+        let id = try await a.createSession(NewSession(state: ["k": "old"])).id
+        #expect(try await b.stateValue(forKey: "k", in: id) == "old")  // cached on b
+        hub.dropMessages(1)  // b does not hear of the write: its bus is stalled
+        try await a.setState("new", forKey: "k", in: id)
+
+        // A request on b: its first read finds the copy behind and loads (slowly) ...
+        let request = Task {
+            _ = try await b.currentSession(id)
+            return try await b.stateValue(forKey: "k", in: id)
+        }
+        try await waitUntil { durable.reads.load(ordering: .relaxed) >= 2 }
+        // ... while a second request's first read invalidates that load, so it is not stored.
+        let second = Task { try await b.currentSession(id)?.state["k"] }
+        #expect(try await request.value == "new")
+        #expect(try await second.value == "new")
+    }
+
     @Test("a gap in an origin's sequence flushes the front")
     func gapFlushes() async throws {
         let (a, b, hub) = try await pair()
