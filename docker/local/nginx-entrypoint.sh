@@ -1,10 +1,11 @@
 #!/bin/sh
-# The part of the official nginx image's entrypoint that docker/compose*.yaml relies on.
+# The part of the official nginx image's entrypoint that docker/compose*.yaml relies on: source
+# the executable /docker-entrypoint.d/*.envsh, then fill in /etc/nginx/templates/*.template
+# with the environment's variables into NGINX_ENVSUBST_OUTPUT_DIR.
 set -eu
-if [ -n "${NGINX_ENTRYPOINT_LOCAL_RESOLVERS:-}" ]; then
-    NGINX_LOCAL_RESOLVERS=$(awk 'BEGIN{ORS=" "} $1=="nameserver" {if ($2 ~ ":") {print "["$2"]"} else {print $2}}' /etc/resolv.conf)
-    export NGINX_LOCAL_RESOLVERS="${NGINX_LOCAL_RESOLVERS% }"
-fi
+for script in /docker-entrypoint.d/*.envsh; do
+    [ -x "$script" ] && . "$script"
+done
 templates=/etc/nginx/templates
 output=${NGINX_ENVSUBST_OUTPUT_DIR:-/etc/nginx/conf.d}
 if [ -d "$templates" ]; then
