@@ -175,7 +175,7 @@ class ContainerClusterTests(unittest.TestCase):
             self.assertTrue(wait_until(reaches_new, 20, interval=0.05),
                             f"nginx never sent a request to mcp-1 at {new} after its restart (it was {old}); answered by {sorted(set(reached))}")
         finally:
-            engine("rm", "-f", placeholder, check=False)
+            engine("rm", "-f", "-v", placeholder, check=False)  # -v: its anonymous /data volume
             engine("start", cid, check=False)
 
 
