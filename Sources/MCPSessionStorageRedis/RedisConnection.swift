@@ -223,7 +223,7 @@ final class RedisConnection: Sendable {
     ) async throws -> RedisConnection {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(TimeAmount(connectTimeout))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(RESPHandler(silenceLimit: TimeAmount(silenceLimit), onMessage: onMessage))

@@ -198,7 +198,13 @@ async def interrupted_ticker(url: str, count: int, after: int) -> tuple[str, str
                     await anyio.sleep(0.01)
             group.cancel_scope.cancel()
         assert first.session_id and tokens
-        return first.session_id, tokens[-1], list(first.logs)
+        # The client takes an event's id as its resumption token once the message is handed to
+        # the session, which calls on_log in a task of its own: a cancel in between leaves the
+        # token a tick ahead of the logs (or behind), and resuming from it would skip (or repeat)
+        # that tick. So the ticks kept are those both logged and tokened, and the token is the
+        # last of them: tokens[0] is the priming event's, tokens[i + 1] tick i's.
+        kept = min(len(first.logs), len(tokens) - 1)
+        return first.session_id, tokens[kept], list(first.logs[:kept])
 
 
 async def resume_ticker(url: str, session_id: str, token: str, count: int) -> tuple[str, list[str]]:
