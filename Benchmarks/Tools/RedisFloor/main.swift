@@ -139,7 +139,7 @@ var connections: [Caller] = []
 for _ in 0..<callers {
     let counter = ReplyCounter()
     let channel = try await ClientBootstrap(group: loops.next())
-        .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        .channelOption(.tcpOption(.tcp_nodelay), value: 1)
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(counter) }
         }
