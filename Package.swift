@@ -150,7 +150,10 @@ let package = Package(
         ),
         .testTarget(
             name: "MCPSessionStorageRedisTests",
-            dependencies: ["MCPSessionStorageRedis", "MCPSessionStorageTesting", "ClusterNodeDriver"]
+            dependencies: [
+                "MCPSessionStorageRedis", "MCPSessionStorageTesting", "ClusterNodeDriver",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "MCPSessionStorageDynamoDBTests",

@@ -1,0 +1,18 @@
+import NIOCore
+import Testing
+
+@testable import MCPSessionStorageRedis
+
+@Suite("Redis connections", .enabled(if: RedisTestEnvironment.redis.shouldRun, RedisTestEnvironment.skipReason))
+struct RedisConnectionTests {
+    @Test("a connection sets TCP_NODELAY at the TCP level (as a socket-level option it is SO_DEBUG, refused in containers)")
+    func noDelay() async throws {
+        let (host, port) = try #require(RedisTestEnvironment.redis.firstHostAndPort)
+        let connection = try await RedisConnection.connect(
+            to: RedisAddress(host: host, port: port), password: nil, database: 0, connectTimeout: .seconds(2), silenceLimit: .seconds(2))
+        defer { connection.close() }
+        let noDelay = try await connection.channel.getOption(ChannelOptions.tcpOption(.tcp_nodelay)).get()
+        #expect(noDelay != 0, "Nagle's algorithm still delays small writes")
+        #expect(try await connection.send(["PING"]).string == "PONG")
+    }
+}
