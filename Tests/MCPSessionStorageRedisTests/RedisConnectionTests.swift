@@ -1,3 +1,4 @@
+import MCPSessionStorage
 import NIOCore
 import Testing
 
@@ -7,9 +8,10 @@ import Testing
 struct RedisConnectionTests {
     @Test("a connection sets TCP_NODELAY at the TCP level (as a socket-level option it is SO_DEBUG, refused in containers)")
     func noDelay() async throws {
-        let (host, port) = try #require(RedisTestEnvironment.redis.firstHostAndPort)
+        let configuration = try RedisSessionStorage.Configuration(url: RedisTestEnvironment.redis.url)
         let connection = try await RedisConnection.connect(
-            to: RedisAddress(host: host, port: port), password: nil, database: 0, connectTimeout: .seconds(2), silenceLimit: .seconds(2))
+            to: try #require(try configuration.validated().first), password: configuration.password, database: configuration.database,
+            connectTimeout: .seconds(2), silenceLimit: .seconds(2))
         defer { connection.close() }
         let noDelay = try await connection.channel.getOption(ChannelOptions.tcpOption(.tcp_nodelay)).get()
         #expect(noDelay != 0, "Nagle's algorithm still delays small writes")
