@@ -25,12 +25,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 
 import httpx2
 
 SERVICES = ["mcp-1", "mcp-2", "mcp-3"]
+
+
+def log(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
 
 
 async def run(*command: str, check: bool = True, timeout: float = 120) -> str:
@@ -152,9 +157,22 @@ class ContainerCluster:
 
     # The packet filters, inside the PostgreSQL container's network namespace.
 
-    async def filter(self, action: str, rule: list[str]) -> None:
+    async def iptables(self, *arguments: str) -> str:
         pid = await run("podman", "inspect", "-f", "{{.State.Pid}}", self.postgres)
-        await run("nsenter", "-t", pid, "-n", "iptables", "-w", action, *rule)
+        return await run("nsenter", "-t", pid, "-n", "iptables", "-w", *arguments)
+
+    async def filter(self, action: str, rule: list[str]) -> None:
+        await self.iptables(action, *rule)
+
+    async def dropped(self) -> int:
+        """Packets the DROP rules in force have dropped."""
+        total = 0
+        for chain in ("INPUT", "OUTPUT"):
+            for line in (await self.iptables("-L", chain, "-v", "-n", "-x")).splitlines():
+                fields = line.split()
+                if len(fields) > 2 and fields[2] == "DROP" and fields[0].isdigit():
+                    total += int(fields[0])
+        return total
 
     async def cut(self, rules: list[list[str]]) -> None:
         for rule in rules:
@@ -162,6 +180,8 @@ class ContainerCluster:
             self.rules.append(rule)
 
     async def heal(self) -> None:
+        if self.rules:
+            log(f"healing: the packet filters dropped {await self.dropped()} packets")
         while self.rules:
             await self.filter("-D", self.rules.pop())
 
@@ -169,15 +189,20 @@ class ContainerCluster:
 
     async def kill_instance(self) -> str:
         instance = self.instances[0]
+        before = instance.address
         await run("podman", "kill", "-s", "KILL", instance.container)
         await asyncio.sleep(3)
-        if not await instance.running():  # else its restart policy started it again already
+        if await instance.running():
+            how = "its restart policy started it again"
+        else:
+            how = "podman start"
             await run("podman", "start", instance.container, check=False)
         for _ in range(100):
             if await instance.running():
                 break
             await asyncio.sleep(0.2)
         await instance.refresh()
+        log(f"{instance.name} killed at {before}; {how}, now at {instance.address}")
         return instance.name
 
     async def pause_instance(self) -> str:
