@@ -34,6 +34,13 @@ class CallFailed(Exception):
         self.instance = instance
 
 
+def upstream(response: httpx2.Response, default: str | None = None) -> str | None:
+    """The instance that answered: nginx's `X-Upstream` (the local run) or `X-MCP-Upstream` (the
+    containers), the last address of the list when nginx tried more than one."""
+    header = response.headers.get("x-upstream") or response.headers.get("x-mcp-upstream")
+    return header.split(",")[-1].strip() if header else default
+
+
 def rpc(id_: int, method: str, params: dict[str, Any] | None = None) -> bytes:
     message: dict[str, Any] = {"jsonrpc": "2.0", "id": id_, "method": method}
     if params is not None:
@@ -76,7 +83,7 @@ async def call_tool(http: httpx2.AsyncClient, url: str, session: str, id_: int, 
                                    headers={**JSON_HEADERS, **session_headers(session)}, timeout=TIMEOUT)
     except httpx2.HTTPError as error:
         raise CallFailed(f"{type(error).__name__}: {error}") from error
-    instance = response.headers.get("x-upstream")
+    instance = upstream(response)
     if response.status_code != 200:
         raise CallFailed(f"HTTP {response.status_code}: {response.text[:120]}", instance)
     body = response.json()
@@ -226,7 +233,7 @@ async def first_stream(http: httpx2.AsyncClient, url: str, state: TickerState, d
     body = rpc(state.request_id, "tools/call", {"name": "ticker", "arguments": {"count": TICKS, "interval_ms": INTERVAL_MS}})
     headers = {**SSE_HEADERS, **session_headers(state.call.session)}
     async with http.stream("POST", url, content=body, headers=headers, timeout=httpx2.Timeout(5.0, read=10.0)) as response:
-        state.call.instances.append(response.headers.get("x-upstream", "?"))
+        state.call.instances.append(upstream(response, "?"))
         if response.status_code != 200:
             raise CallFailed(f"ticker: HTTP {response.status_code}")
         async for event in sse_events(response):
@@ -240,7 +247,7 @@ async def first_stream(http: httpx2.AsyncClient, url: str, state: TickerState, d
 async def resume_stream(http: httpx2.AsyncClient, url: str, state: TickerState) -> bool:
     headers = {"accept": "text/event-stream", "last-event-id": state.last_event or "", **session_headers(state.call.session)}
     async with http.stream("GET", url, headers=headers, timeout=httpx2.Timeout(5.0, read=15.0)) as response:
-        state.call.instances.append(response.headers.get("x-upstream", "?"))
+        state.call.instances.append(upstream(response, "?"))
         if response.status_code != 200:
             raise CallFailed(f"resume: HTTP {response.status_code}")
         async for event in sse_events(response):

@@ -11,6 +11,10 @@ Topology: three mcp-session-server instances (`--cache lru --bus auto`) over one
 each run in a schema of its own; the third reaches the database (storage and bus) through a TCP
 proxy that the partition cuts; nginx round-robin, no sticky sessions, in front.
 
+With --containers it runs against the compose cluster instead (`scripts/faults --containers`
+starts it with `scripts/cluster start --containers --storage postgres`): the same clients,
+faults and checks through its published nginx, the faults made with podman (containers.py).
+
 Faults, in order: kill (SIGKILL instance 1, start it again), pause (SIGSTOP instance 2, then
 SIGCONT), db-restart (the database stopped and started), bus-kill (pg_terminate_backend of
 every instance's LISTEN connection), bus-stall (instance 3's bus connection silently dropping
@@ -41,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import checker  # noqa: E402
 from clients import CallFailed, Workload, call_tool, parse_value, session_with_retries, start_state_clients, ticker_client, timed_call  # noqa: E402
 from history import Fault, Op, Recorder, load  # noqa: E402
+from containers import ContainerCluster  # noqa: E402
 from topology import Instance, Nginx, PartitionProxy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +73,46 @@ class Cluster:
                 await asyncio.sleep(0.2)
         return False
 
+    # The faults: each injects, holds, and heals; it returns what it hit.
+
+    async def kill_instance(self) -> str:
+        instance = self.instances[0]
+        instance.kill()
+        await asyncio.sleep(3)
+        instance.start()
+        await instance.wait_listening()
+        return instance.name
+
+    async def pause_instance(self) -> str:
+        instance = self.instances[1]
+        instance.pause()
+        await asyncio.sleep(4)
+        instance.resume()
+        return instance.name
+
+    async def restart_database(self) -> str:
+        await run_command(str(self.services), "stop", "postgres-faults")
+        await asyncio.sleep(2)
+        await run_command(str(self.services), "start", "postgres-faults")
+        return "postgres"
+
+    async def kill_bus_connections(self) -> str:
+        killed = await run_command("psql", self.postgres_url, "-tAc",
+                                   "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'mcp-bus-%'")
+        return f"{killed} buses"
+
+    async def stall_bus(self) -> str:
+        self.proxy.stall_bus()
+        await asyncio.sleep(6)
+        self.proxy.heal()
+        return f"{self.instances[2].name} bus"
+
+    async def partition_instance(self) -> str:
+        self.proxy.partition()
+        await asyncio.sleep(6)
+        self.proxy.heal()
+        return self.instances[2].name
+
 
 async def run_command(*command: str) -> str:
     process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
@@ -77,62 +122,20 @@ async def run_command(*command: str) -> str:
     return output.decode(errors="replace").strip()
 
 
-# The faults: each injects, holds, and heals; it returns what it hit.
-
-async def kill_instance(cluster: Cluster) -> str:
-    instance = cluster.instances[0]
-    instance.kill()
-    await asyncio.sleep(3)
-    instance.start()
-    await instance.wait_listening()
-    return instance.name
-
-
-async def pause_instance(cluster: Cluster) -> str:
-    instance = cluster.instances[1]
-    instance.pause()
-    await asyncio.sleep(4)
-    instance.resume()
-    return instance.name
-
-
-async def restart_database(cluster: Cluster) -> str:
-    await run_command(str(cluster.services), "stop", "postgres-faults")
-    await asyncio.sleep(2)
-    await run_command(str(cluster.services), "start", "postgres-faults")
-    return "postgres"
-
-
-async def kill_bus_connections(cluster: Cluster) -> str:
-    killed = await run_command("psql", cluster.postgres_url, "-tAc",
-                               "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'mcp-bus-%'")
-    return f"{killed} buses"
-
-
-async def stall_bus(cluster: Cluster) -> str:
-    cluster.proxy.stall_bus()
-    await asyncio.sleep(6)
-    cluster.proxy.heal()
-    return f"{cluster.instances[2].name} bus"
-
-
-async def partition_instance(cluster: Cluster) -> str:
-    cluster.proxy.partition()
-    await asyncio.sleep(6)
-    cluster.proxy.heal()
-    return cluster.instances[2].name
-
-
-FAULTS: list[tuple[str, Callable[[Cluster], Awaitable[str]]]] = [
-    ("kill", kill_instance), ("pause", pause_instance), ("db-restart", restart_database),
-    ("bus-kill", kill_bus_connections), ("bus-stall", stall_bus), ("partition", partition_instance),
+# Each topology (Cluster here, ContainerCluster in containers.py) has a method of each name.
+FAULTS: list[tuple[str, str]] = [
+    ("kill", "kill_instance"), ("pause", "pause_instance"), ("db-restart", "restart_database"),
+    ("bus-kill", "kill_bus_connections"), ("bus-stall", "stall_bus"), ("partition", "partition_instance"),
 ]
 # About how long the faults' windows last together on a slow machine, to spread the calm periods.
 EXPECTED_FAULT_SECONDS = 50
 SETTLE_SECONDS = 2.0
 
 
-async def probe(cluster: Cluster, workload: Workload) -> None:
+Topology = Cluster | ContainerCluster
+
+
+async def probe(cluster: Topology, workload: Workload) -> None:
     """A read of every client's current key, sent straight to every instance."""
     keys = list(workload.current_keys.values())
     async with httpx2.AsyncClient() as http:
@@ -191,7 +194,7 @@ class Sentinel:
                 self.generation, self.value = self.generation + 1, 0
                 await asyncio.sleep(0.5)
 
-    async def warm(self, cluster: Cluster, workload: Workload) -> None:
+    async def warm(self, cluster: Topology, workload: Workload) -> None:
         async with httpx2.AsyncClient() as http:
             for instance in cluster.instances:
                 await timed_call(workload, http, instance.url, "read", "sentinel-reader", self.session, self.key, None)
@@ -201,7 +204,7 @@ class Sentinel:
 SPARED = {"kill": 1}
 
 
-async def inject(cluster: Cluster, workload: Workload, sentinel: Sentinel, name: str, fault: Callable[[Cluster], Awaitable[str]]) -> None:
+async def inject(cluster: Topology, workload: Workload, sentinel: Sentinel, name: str, fault: Callable[[], Awaitable[str]]) -> None:
     await sentinel.warm(cluster, workload)
     start = workload.recorder.now()
     log(f"fault {name} at {start:.1f} s")
@@ -210,7 +213,7 @@ async def inject(cluster: Cluster, workload: Workload, sentinel: Sentinel, name:
         await asyncio.sleep(1)
         await sentinel.write(workload, cluster.instances[SPARED.get(name, 0)].url)
 
-    target, _ = await asyncio.gather(fault(cluster), write_meanwhile())
+    target, _ = await asyncio.gather(fault(), write_meanwhile())
     healed = workload.recorder.now()
     if not await cluster.wait_ready():
         log(f"after {name}, not every instance was ready within 90 s")
@@ -237,7 +240,7 @@ async def final_reads(workload: Workload) -> None:
                     await asyncio.sleep(0.5)
 
 
-async def run(cluster: Cluster, recorder: Recorder, duration: float, pairs: int, tickers: int) -> None:
+async def run(cluster: Topology, recorder: Recorder, duration: float, pairs: int, tickers: int) -> None:
     workload = Workload(cluster.nginx.url, recorder, asyncio.Event())
     async with httpx2.AsyncClient() as http:
         sentinel = Sentinel(await session_with_retries(http, workload.url, "faults-sentinel"))
@@ -246,9 +249,9 @@ async def run(cluster: Cluster, recorder: Recorder, duration: float, pairs: int,
     tasks += [asyncio.create_task(ticker_client(workload, f"ticker-{n}")) for n in range(tickers)]
     calm = max(4.0, (duration - EXPECTED_FAULT_SECONDS) / (len(FAULTS) + 1))
     log(f"clients working through nginx; a fault every {calm:.0f} s of calm")
-    for name, fault in FAULTS:
+    for name, method in FAULTS:
         await asyncio.sleep(calm)
-        await inject(cluster, workload, sentinel, name, fault)
+        await inject(cluster, workload, sentinel, name, getattr(cluster, method))
     await asyncio.sleep(calm)
     log("stopping the clients (a ticker call in flight ends first)")
     workload.stop.set()
@@ -305,6 +308,26 @@ async def main_async(args: argparse.Namespace) -> int:
     return 1 if checker.report(load(history)) else 0
 
 
+async def main_containers(args: argparse.Namespace) -> int:
+    """Against the container cluster `scripts/cluster start --containers --storage postgres` runs
+    (scripts/faults --containers starts and stops it)."""
+    directory = Path(args.dir).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    history = directory / "history.jsonl"
+    cluster = await ContainerCluster.find(args.project, args.url)
+    try:
+        await cluster.check_reachable()
+        log(f"3 instance containers ({', '.join(i.address for i in cluster.instances)}) behind nginx on {args.url}")
+        recorder = Recorder(history, {"instances": [i.address for i in cluster.instances], "consistency": args.consistency,
+                                      "duration": args.duration, "topology": f"containers ({args.project})"})
+        await run(cluster, recorder, args.duration, args.pairs, args.tickers)
+        recorder.close()
+    finally:
+        await cluster.heal()
+    log(f"history in {history}; checking it")
+    return 1 if checker.report(load(history)) else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--binary", default=str(ROOT / ".build/debug/mcp-session-server"))
@@ -316,7 +339,12 @@ def main() -> int:
     parser.add_argument("--consistency", choices=["read-your-writes", "eventual"], default="read-your-writes")
     parser.add_argument("--keep-schema", action="store_true", help="keep the run's schema (to look into a failure)")
     parser.add_argument("--dir", default=str(ROOT / ".faults"), help="logs, nginx's files and the history (default .faults/)")
-    return asyncio.run(main_async(parser.parse_args()))
+    parser.add_argument("--containers", action="store_true",
+                        help="run against the container cluster (scripts/cluster start --containers --storage postgres) instead")
+    parser.add_argument("--url", default="http://127.0.0.1:8100/mcp", help="with --containers: nginx's published endpoint")
+    parser.add_argument("--project", default="mcp-postgres", help="with --containers: the compose project")
+    args = parser.parse_args()
+    return asyncio.run(main_containers(args) if args.containers else main_async(args))
 
 
 if __name__ == "__main__":
