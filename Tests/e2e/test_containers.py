@@ -24,9 +24,7 @@ import subprocess
 import time
 import unittest
 
-import anyio
-
-from test_server import INIT, check_ticker_resumes, connect, raw_post, text, tool_call
+from test_server import INIT, check_ticker_resumes, check_tools, raw_post, tool_call
 
 URL = os.environ.get("MCP_CLUSTER_URL")
 PROJECT = os.environ.get("MCP_CLUSTER_PROJECT", "mcp-postgres")
@@ -113,18 +111,7 @@ class ContainerClusterTests(unittest.TestCase):
                 engine("healthcheck", "run", cid)
 
     def test_initialize_list_and_call_tools_through_nginx(self) -> None:
-        async def main() -> None:
-            async with connect(URL) as c:
-                self.assertIsNotNone(c.session_id)
-                tools = await c.session.list_tools()
-                self.assertEqual([t.name for t in tools.tools], ["state_set", "state_get", "ticker"])
-                value = {"nested": [1, 2.5, "three", None, True]}
-                self.assertEqual(text(await c.session.call_tool("state_set", {"key": "k", "value": value})), "ok")
-                self.assertEqual(json.loads(text(await c.session.call_tool("state_get", {"key": "k"}))), value)
-                self.assertEqual(text(await c.session.call_tool("ticker", {"count": 3, "interval_ms": 5})), "done")
-                self.assertEqual(c.logs, ["tick 0", "tick 1", "tick 2"])
-
-        anyio.run(main)
+        check_tools(self, URL)
 
     def test_state_set_on_one_instance_is_read_on_the_next(self) -> None:
         addresses = instance_addresses()

@@ -216,6 +216,25 @@ async def resume_ticker(url: str, session_id: str, token: str, count: int) -> tu
         return text(result), second.logs
 
 
+def check_tools(test: unittest.TestCase, url: str) -> None:
+    """Initialize, list the demo tools and call each: a missing key is `null`, a value comes back
+    whole, a ticker sends its ticks as log messages, then `done`."""
+
+    async def main() -> None:
+        async with connect(url) as c:
+            test.assertIsNotNone(c.session_id)
+            tools = await c.session.list_tools()
+            test.assertEqual([t.name for t in tools.tools], ["state_set", "state_get", "ticker"])
+            test.assertEqual(text(await c.session.call_tool("state_get", {"key": "missing"})), "null")
+            value = {"nested": [1, 2.5, "three", None, True], "quote": "it's \"x\""}
+            test.assertEqual(text(await c.session.call_tool("state_set", {"key": "k", "value": value})), "ok")
+            test.assertEqual(json.loads(text(await c.session.call_tool("state_get", {"key": "k"}))), value)
+            test.assertEqual(text(await c.session.call_tool("ticker", {"count": 3, "interval_ms": 5})), "done")
+            test.assertEqual(c.logs, ["tick 0", "tick 1", "tick 2"])
+
+    anyio.run(main)
+
+
 def check_ticker_resumes(test: unittest.TestCase, start_url: str, resume_url: str, count: int, after: int) -> None:
     """A ticker started on `start_url`, dropped after `after` ticks and resumed with its last
     event id on `resume_url`: every tick arrives exactly once, then `done`."""
@@ -265,19 +284,7 @@ class SingleInstanceTests(unittest.TestCase):
         self.assertTrue((Path(self.directory.name) / "mcp_sessions.db").exists())
 
     def test_initialize_list_and_call_tools(self) -> None:
-        async def main() -> None:
-            async with connect(self.server.url) as c:
-                self.assertIsNotNone(c.session_id)
-                tools = await c.session.list_tools()
-                self.assertEqual([t.name for t in tools.tools], ["state_set", "state_get", "ticker"])
-                self.assertEqual(text(await c.session.call_tool("state_get", {"key": "missing"})), "null")
-                value = {"nested": [1, 2.5, "three", None, True], "quote": "it's \"x\""}
-                self.assertEqual(text(await c.session.call_tool("state_set", {"key": "k", "value": value})), "ok")
-                self.assertEqual(json.loads(text(await c.session.call_tool("state_get", {"key": "k"}))), value)
-                self.assertEqual(text(await c.session.call_tool("ticker", {"count": 3, "interval_ms": 5})), "done")
-                self.assertEqual(c.logs, ["tick 0", "tick 1", "tick 2"])
-
-        anyio.run(main)
+        check_tools(self, self.server.url)
 
     def test_state_is_per_session(self) -> None:
         async def main() -> None:
