@@ -21,10 +21,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import unittest
 
-from test_server import INIT, check_ticker_resumes, check_tools, raw_post, tool_call
+from test_server import INIT, check_ticker_resumes, check_tools, raw_post, tool_call, wait_until
 
 URL = os.environ.get("MCP_CLUSTER_URL")
 PROJECT = os.environ.get("MCP_CLUSTER_PROJECT", "mcp-postgres")
@@ -82,15 +81,6 @@ def call(session_id: str, name: str, arguments: dict):  # noqa: ANN201
 
 def result_text(response) -> str:  # noqa: ANN001
     return response.json()["result"]["content"][0]["text"]
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.2) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 @unittest.skipUnless(URL, "MCP_CLUSTER_URL is not set: `scripts/cluster test --containers` runs these")
