@@ -83,7 +83,7 @@ struct ClusterTests {
 struct TieredPostgresConformanceTests {
     @Test("conformance", arguments: SessionStorageConformance.checks)
     func conformance(_ check: SessionStorageConformance.Check) async throws {
-        try await check.run { policy in TieredSessionStorage(durable: try PostgresTestEnvironment.storage(policy: policy)) }
+        try await check.run { policy in TieredSessionStorage(durable: try await PostgresTestEnvironment.migratedStorage(policy: policy)) }
     }
 }
 
@@ -94,14 +94,14 @@ struct AttachedBusConformanceTests {
     func conformance(_ check: SessionStorageConformance.Check) async throws {
         try await check.run { policy in
             // Nobody listens on this channel: the statements run, the messages go nowhere.
-            try PostgresTestEnvironment.storage(policy: policy, changes: try ChangeEmitter(channel: "conformance_unheard"))
+            try await PostgresTestEnvironment.migratedStorage(policy: policy, changes: try ChangeEmitter(channel: "conformance_unheard"))
         }
         // With a gap, most writes queue their changes after committing instead.
         for gap in [Duration.zero, .milliseconds(10)] {
             try await check.run { policy in
                 let schema = PostgresTestEnvironment.freshSchema()
                 let changes = try ChangeEmitter(channel: "c" + schema, minimumGap: gap)
-                let durable = try PostgresTestEnvironment.storage(policy: policy, schema: schema, changes: changes)
+                let durable = try await PostgresTestEnvironment.migratedStorage(policy: policy, schema: schema, changes: changes)
                 let bus = try PostgresChangeBus(configuration: durable.configuration, changes: changes)
                 let tiered = TieredSessionStorage(durable: durable, bus: bus)
                 PostgresTestEnvironment.keepRunning { await bus.run() }

@@ -8,7 +8,7 @@ import Testing
 struct PostgresConformanceTests {
     @Test("conformance", arguments: SessionStorageConformance.checks)
     func conformance(_ check: SessionStorageConformance.Check) async throws {
-        try await check.run { policy in try PostgresTestEnvironment.storage(policy: policy) }
+        try await check.run { policy in try await PostgresTestEnvironment.migratedStorage(policy: policy) }
     }
 
     @Test("two storages with separate clients write one session concurrently and lose nothing")

@@ -45,6 +45,18 @@ enum PostgresTestEnvironment {
         return storage
     }
 
+    /// A storage as `storage(...)` makes it, after its first call (connect, migrate) has run in
+    /// its turn: see `FirstCalls`. For the conformance checks, which start by the hundred.
+    static func migratedStorage(
+        policy: SessionPolicy = SessionPolicy(), schema: String? = nil, changes: ChangeEmitter? = nil
+    ) async throws -> PostgresSessionStorage {
+        let storage = try storage(policy: policy, schema: schema, changes: changes)
+        _ = try await firstCalls.run { try await storage.sessionCount() }
+        return storage
+    }
+
+    private static let firstCalls = FirstCalls(permits: 4)
+
     /// Runs `work` in the background for the rest of the test process.
     static func keepRunning(_ work: @escaping @Sendable () async -> Void) {
         running.withLock { $0.append(Task { await work() }) }
