@@ -22,6 +22,8 @@ let package = Package(
                 .product(name: "MCPSessionStorageSQLite", package: "swift-mcp-session-storage"),
                 .product(name: "MCPSessionStoragePostgres", package: "swift-mcp-session-storage"),
                 .product(name: "MCPSessionStorageRedis", package: "swift-mcp-session-storage"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             path: "Benchmarks/SessionStorageBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "package-benchmark")]

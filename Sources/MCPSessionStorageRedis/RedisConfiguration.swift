@@ -22,7 +22,10 @@ extension RedisSessionStorage {
         public var database: Int = 0
         /// The start of every key. Default `mcp`. Letters, digits, `_`, `-`, `.` and `:`.
         public var keyPrefix: String = "mcp"
-        /// Pipelined connections per server. Default 2.
+        /// Pipelined connections per server. Default 2. Connection k lives on event loop k of
+        /// NIO's shared group, and a caller running on one of those loops uses that loop's
+        /// connection (no thread hop per command); other callers take the connections in turn.
+        /// At least the group's loop count (its default: one per core) gives every loop one.
         public var connectionsPerNode: Int = 2
         /// How long opening a connection may take. Default 2 seconds.
         public var connectTimeout: Duration = .seconds(2)

@@ -217,11 +217,13 @@ final class RedisConnection: Sendable {
     }
 
     /// Opens a connection, authenticates and selects the database.
+    /// - Parameter eventLoop: The loop the connection lives on; by default the next of NIO's
+    ///   shared group.
     static func connect(
         to address: RedisAddress, password: String?, database: Int, connectTimeout: Duration, silenceLimit: Duration, name: String? = nil,
-        onMessage: (@Sendable (RESPValue) -> Void)? = nil
+        on eventLoop: (any EventLoop)? = nil, onMessage: (@Sendable (RESPValue) -> Void)? = nil
     ) async throws -> RedisConnection {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let channel = try await ClientBootstrap(group: eventLoop ?? MultiThreadedEventLoopGroup.singleton.next())
             .connectTimeout(TimeAmount(connectTimeout))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in

@@ -1,7 +1,13 @@
+import NIOCore
+import NIOPosix
 import Synchronization
 
 /// The connections to one Redis server: a few pipelined connections, used in turn, each opened
 /// when first needed and again after it fails.
+///
+/// Connection k lives on event loop k of NIO's shared group. A caller already running on one of
+/// those loops (a task whose executor is the loop, or code called from a channel handler) uses
+/// that loop's connection, so its commands and replies never leave its thread.
 final class RedisNode: Sendable {
     let address: RedisAddress
     private let password: String?
@@ -10,6 +16,8 @@ final class RedisNode: Sendable {
     private let operationTimeout: Duration
     private let slots: [SlotBox]
     private let next = Atomic<Int>(0)
+    /// The loop of each slot's connection.
+    private let loops: [any EventLoop]
 
     private enum Slot {
         case idle
@@ -29,6 +37,16 @@ final class RedisNode: Sendable {
         self.connectTimeout = connectTimeout
         self.operationTimeout = operationTimeout
         self.slots = (0..<max(1, connections)).map { _ in SlotBox() }
+        let group = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
+        self.loops = slots.indices.map { group[$0 % group.count] }
+    }
+
+    /// The slot of the loop the caller runs on, if it runs on one of ours; else the next in turn.
+    private func slotIndex() -> Int {
+        if let current = MultiThreadedEventLoopGroup.currentEventLoop, let index = loops.firstIndex(where: { $0 === current }) {
+            return index
+        }
+        return next.add(1, ordering: .relaxed).newValue % slots.count
     }
 
     private enum Found {
@@ -38,7 +56,8 @@ final class RedisNode: Sendable {
 
     /// A live connection, opening one if needed; concurrent callers share one attempt.
     func connection() async throws -> RedisConnection {
-        let slot = slots[next.add(1, ordering: .relaxed).newValue % slots.count]
+        let index = slotIndex()
+        let slot = slots[index]
         let found = slot.state.withLock { state -> Found in
             switch state {
             case .ready(let connection) where connection.isActive:
@@ -46,9 +65,10 @@ final class RedisNode: Sendable {
             case .connecting(let task):
                 return .opening(task)
             case .idle, .ready:
-                let task = Task { [address, password, database, connectTimeout, operationTimeout] in
+                let task = Task { [address, password, database, connectTimeout, operationTimeout, loop = loops[index]] in
                     try await RedisConnection.connect(
-                        to: address, password: password, database: database, connectTimeout: connectTimeout, silenceLimit: operationTimeout)
+                        to: address, password: password, database: database, connectTimeout: connectTimeout, silenceLimit: operationTimeout,
+                        on: loop)
                 }
                 state = .connecting(task)
                 return .opening(task)

@@ -1,7 +1,9 @@
 import Benchmark
 import Foundation
 import MCPSessionStorage
-import MCPSessionStorageRedis
+@_spi(Benchmark) import MCPSessionStorageRedis
+import NIOCore
+import NIOPosix
 
 /// Redis at 1 and 16 concurrent callers, and the tier over Redis with its bus. Each benchmark
 /// gets its own key prefix (`bench_<operation>_c<callers>`), and caller k works on session "k",
@@ -15,6 +17,23 @@ func registerRedis() {
                 "Redis \(operation.rawValue) c\(callers)",
                 closure: { benchmark, fixtures in
                     try await run(operation, on: fixtures, callers: callers, total: benchmark.scaledIterations.count)
+                },
+                setup: {
+                    let storage = try await RedisBench.storage(url: url, prefix: prefix)
+                    return try await (0..<callers).asyncMap { try await Fixture.make(storage, id: try SessionID(validating: "\($0)")) }
+                })
+        }
+    }
+
+    // The same, with each caller on one of NIO's event loops (where the storage keeps a
+    // connection): what a server gets when its handlers run on the loops.
+    for callers in [1, 16] {
+        for operation in [Operation.getSession, .setState] {
+            let prefix = "bench_\(operation.rawValue.replacingOccurrences(of: "-", with: "_"))_c\(callers)_loops"
+            Benchmark(
+                "Redis \(operation.rawValue) c\(callers) on the loops",
+                closure: { benchmark, fixtures in
+                    try await runOnLoops(operation, on: fixtures, callers: callers, total: benchmark.scaledIterations.count)
                 },
                 setup: {
                     let storage = try await RedisBench.storage(url: url, prefix: prefix)
@@ -51,5 +70,17 @@ enum RedisBench {
         Background.run("RedisSessionStorage.run (\(prefix))") { await storage.run() }
         for id in try await storage.allSessionIDs() { try await storage.deleteSession(id) }
         return storage
+    }
+}
+
+/// `run`, with caller k on event loop k of NIO's shared group.
+func runOnLoops(_ operation: Operation, on fixtures: [Fixture], callers: Int, total: Int) async throws {
+    let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for (caller, fixture) in fixtures.enumerated() {
+            let count = total / callers + (caller < total % callers ? 1 : 0)
+            group.addTask(executorPreference: EventLoopExecutor(loops[caller % loops.count])) { try await fixture.perform(operation, times: count) }
+        }
+        try await group.waitForAll()
     }
 }
