@@ -25,7 +25,7 @@ extension RedisSessionStorage {
         /// Pipelined connections per server. Default 2. Connection k lives on event loop k of
         /// NIO's shared group, and a caller running on one of those loops uses that loop's
         /// connection (no thread hop per command); other callers take the connections in turn.
-        /// At least the group's loop count (its default: one per core) gives every loop one.
+        /// With at least as many connections as the group has loops (one per core), every loop has one.
         public var connectionsPerNode: Int = 2
         /// How long opening a connection may take. Default 2 seconds.
         public var connectTimeout: Duration = .seconds(2)
