@@ -153,6 +153,7 @@ let package = Package(
             dependencies: [
                 "MCPSessionStorageRedis", "MCPSessionStorageTesting", "ClusterNodeDriver",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(

@@ -35,7 +35,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "PostgresNIOFloor",
-            dependencies: [.product(name: "PostgresNIO", package: "postgres-nio")],
+            dependencies: [
+                .product(name: "MCPSessionStorageRedis", package: "swift-mcp-session-storage"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
             path: "Tools/PostgresNIOFloor"
         ),
         .executableTarget(
@@ -49,6 +52,7 @@ let package = Package(
         .executableTarget(
             name: "RedisFloor",
             dependencies: [
+                .product(name: "MCPSessionStorageRedis", package: "swift-mcp-session-storage"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

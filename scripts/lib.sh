@@ -19,6 +19,16 @@ help_if_asked() {
     esac
 }
 
+# close_inherited_descriptors: for scripts that start daemons, which must not inherit the
+# caller's descriptors: a caller that waits for the script through a pipe (Foundation's Process
+# does) would otherwise wait for the daemon.
+close_inherited_descriptors() {
+    local fd
+    for fd in $(ls /proc/$$/fd); do
+        [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null || true
+    done
+}
+
 # ensure_apt PACKAGE...: installs the Debian packages that are missing (apt-get update once).
 ensure_apt() {
     local missing=()

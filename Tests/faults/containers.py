@@ -25,31 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 
 import httpx2
 
+from shell import log, run  # noqa: E402
+
 SERVICES = ["mcp-1", "mcp-2", "mcp-3"]
-
-
-def log(message: str) -> None:
-    print(f"==> {message}", file=sys.stderr, flush=True)
-
-
-async def run(*command: str, check: bool = True, timeout: float = 120) -> str:
-    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    try:
-        output, _ = await asyncio.wait_for(process.communicate(), timeout)
-    except asyncio.TimeoutError:
-        process.kill()
-        await process.wait()
-        raise RuntimeError(f"{' '.join(command)} did not end within {timeout} s")
-    text = output.decode(errors="replace").strip()
-    if check and process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{text}")
-    return text
 
 
 async def container_of(project: str, service: str) -> str:

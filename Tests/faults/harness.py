@@ -46,13 +46,10 @@ import checker  # noqa: E402
 from clients import CallFailed, Workload, call_tool, parse_value, session_with_retries, start_state_clients, ticker_client, timed_call  # noqa: E402
 from history import Fault, Op, Recorder, load  # noqa: E402
 from containers import ContainerCluster  # noqa: E402
+from shell import log, run as run_command  # noqa: E402
 from topology import Instance, Nginx, PartitionProxy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def log(message: str) -> None:
-    print(f"==> {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -112,14 +109,6 @@ class Cluster:
         await asyncio.sleep(6)
         self.proxy.heal()
         return self.instances[2].name
-
-
-async def run_command(*command: str) -> str:
-    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    output, _ = await process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{output.decode(errors='replace')}")
-    return output.decode(errors="replace").strip()
 
 
 # Each topology (Cluster here, ContainerCluster in containers.py) has a method of each name.

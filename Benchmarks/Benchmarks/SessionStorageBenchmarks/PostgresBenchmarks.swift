@@ -32,12 +32,13 @@ enum Operation: String, CaseIterable {
     case replay = "replay-100"
 }
 
-/// Runs `total` operations split over `fixtures.count` concurrent callers, each on its own session.
-func run(_ operation: Operation, on fixtures: [Fixture], callers: Int, total: Int) async throws {
+/// Runs `total` operations split over `fixtures.count` concurrent callers, each on its own session;
+/// with `executors`, caller k runs on executor k (modulo their count).
+func run(_ operation: Operation, on fixtures: [Fixture], callers: Int, total: Int, executors: [any TaskExecutor]? = nil) async throws {
     try await withThrowingTaskGroup(of: Void.self) { group in
         for (caller, fixture) in fixtures.enumerated() {
             let count = total / callers + (caller < total % callers ? 1 : 0)
-            group.addTask { try await fixture.perform(operation, times: count) }
+            group.addTask(executorPreference: executors.map { $0[caller % $0.count] }) { try await fixture.perform(operation, times: count) }
         }
         try await group.waitForAll()
     }

@@ -10,35 +10,24 @@ import NIOPosix
 /// so `scripts/bench` can point redis-benchmark at the same keys with the same `EVALSHA`.
 func registerRedis() {
     let url = ProcessInfo.processInfo.environment["MCP_REDIS_URL"] ?? "redis://127.0.0.1:63790"
+    // Get and set also with each caller on one of NIO's event loops, where the storage keeps a
+    // connection: what callers already on the loops get.
+    let loops = MultiThreadedEventLoopGroup.singleton.makeIterator().map { EventLoopExecutor($0) as any TaskExecutor }
     for callers in [1, 16] {
         for operation in Operation.allCases {
-            let prefix = "bench_\(operation.rawValue.replacingOccurrences(of: "-", with: "_"))_c\(callers)"
-            Benchmark(
-                "Redis \(operation.rawValue) c\(callers)",
-                closure: { benchmark, fixtures in
-                    try await run(operation, on: fixtures, callers: callers, total: benchmark.scaledIterations.count)
-                },
-                setup: {
-                    let storage = try await RedisBench.storage(url: url, prefix: prefix)
-                    return try await (0..<callers).asyncMap { try await Fixture.make(storage, id: try SessionID(validating: "\($0)")) }
-                })
-        }
-    }
-
-    // The same, with each caller on one of NIO's event loops (where the storage keeps a
-    // connection): what a server gets when its handlers run on the loops.
-    for callers in [1, 16] {
-        for operation in [Operation.getSession, .setState] {
-            let prefix = "bench_\(operation.rawValue.replacingOccurrences(of: "-", with: "_"))_c\(callers)_loops"
-            Benchmark(
-                "Redis \(operation.rawValue) c\(callers) on the loops",
-                closure: { benchmark, fixtures in
-                    try await runOnLoops(operation, on: fixtures, callers: callers, total: benchmark.scaledIterations.count)
-                },
-                setup: {
-                    let storage = try await RedisBench.storage(url: url, prefix: prefix)
-                    return try await (0..<callers).asyncMap { try await Fixture.make(storage, id: try SessionID(validating: "\($0)")) }
-                })
+            let placements: [[any TaskExecutor]?] = [.getSession, .setState].contains(operation) ? [nil, loops] : [nil]
+            for executors in placements {
+                let prefix = "bench_\(operation.rawValue.replacingOccurrences(of: "-", with: "_"))_c\(callers)" + (executors == nil ? "" : "_loops")
+                Benchmark(
+                    "Redis \(operation.rawValue) c\(callers)" + (executors == nil ? "" : " on the loops"),
+                    closure: { benchmark, fixtures in
+                        try await run(operation, on: fixtures, callers: callers, total: benchmark.scaledIterations.count, executors: executors)
+                    },
+                    setup: {
+                        let storage = try await RedisBench.storage(url: url, prefix: prefix)
+                        return try await (0..<callers).asyncMap { try await Fixture.make(storage, id: try SessionID(validating: "\($0)")) }
+                    })
+            }
         }
     }
 
@@ -70,17 +59,5 @@ enum RedisBench {
         Background.run("RedisSessionStorage.run (\(prefix))") { await storage.run() }
         for id in try await storage.allSessionIDs() { try await storage.deleteSession(id) }
         return storage
-    }
-}
-
-/// `run`, with caller k on event loop k of NIO's shared group.
-func runOnLoops(_ operation: Operation, on fixtures: [Fixture], callers: Int, total: Int) async throws {
-    let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        for (caller, fixture) in fixtures.enumerated() {
-            let count = total / callers + (caller < total % callers ? 1 : 0)
-            group.addTask(executorPreference: EventLoopExecutor(loops[caller % loops.count])) { try await fixture.perform(operation, times: count) }
-        }
-        try await group.waitForAll()
     }
 }

@@ -13,6 +13,8 @@
 // on that loop.
 import Foundation
 import Logging
+// Only for its `EventLoopExecutor`: the floor uses nothing else of the storage.
+@_spi(Benchmark) import MCPSessionStorageRedis
 import NIOCore
 import NIOPosix
 import PostgresNIO
@@ -25,18 +27,6 @@ struct Untyped: PostgresEncodable {
 
     func encode<Encoder: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<Encoder>) {
         buffer.writeString(text)
-    }
-}
-
-/// Runs a task's jobs on one event loop, so a task talking to a connection of that loop
-/// never leaves its thread.
-final class EventLoopExecutor: TaskExecutor {
-    let loop: any EventLoop
-    init(_ loop: any EventLoop) { self.loop = loop }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
 

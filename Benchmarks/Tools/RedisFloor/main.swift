@@ -12,20 +12,10 @@
 // storage's callers do: each command then hops to the event loop and back, which no storage can
 // spare a caller that is not already on that loop.
 import Foundation
+// Only for its `EventLoopExecutor`: the floor uses nothing else of the storage.
+@_spi(Benchmark) import MCPSessionStorageRedis
 import NIOCore
 import NIOPosix
-
-/// Runs a task's jobs on one event loop, so a task talking to a connection of that loop never
-/// leaves its thread.
-final class EventLoopExecutor: TaskExecutor {
-    let loop: any EventLoop
-    init(_ loop: any EventLoop) { self.loop = loop }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
-    }
-}
 
 /// The end of the first complete RESP2 value in `bytes` from `start`, or nil while incomplete.
 func endOfReply(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
