@@ -75,19 +75,23 @@ struct EventCursor: Hashable, Sendable {
 
 /// Server-sent event framing.
 enum SSE {
-    /// One stored event as SSE: `id`, optional `retry`, and the message as one `data` line (the
-    /// compact JSON encoding holds no newline). An event without data has an empty `data`.
+    /// One stored event as SSE: `id`, optional `retry`, and the message as one `data` line: the
+    /// stored text as it is, which is compact JSON and holds no line break. An event without data
+    /// has an empty `data`.
     static func frame(_ event: SSEEvent, session: SessionID) throws(SessionStorageError) -> ByteBuffer {
         var text = "id: \(EventCursor(eventID: event.id, session: session).text)\n"
         if let retry = event.retryMilliseconds { text += "retry: \(retry)\n" }
-        if let data = event.data {
-            text += "event: message\ndata: "
-            text += String(decoding: try data.encoded(), as: UTF8.self)
-            text += "\n\n"
-        } else {
-            text += "data: \n\n"
-        }
-        return ByteBuffer(string: text)
+        guard var data = try event.encodedData() else { return ByteBuffer(string: text + "data: \n\n") }
+        // Whitespace between tokens may hold a line break, which would end the `data` line; no
+        // storage writes such text, but one edited by hand is sent compact all the same.
+        if data.bytes.contains(where: { $0 == 0x0A || $0 == 0x0D }) { data = try JSONText(data.value) }
+        text += "event: message\ndata: "
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(text.utf8.count + data.bytes.count + 2)
+        buffer.writeString(text)
+        buffer.writeBytes(data.bytes)
+        buffer.writeString("\n\n")
+        return buffer
     }
 
     /// A priming event: an id to resume from and the reconnection delay, with empty data. It

@@ -199,12 +199,10 @@ public final class InMemorySessionStorage: SessionStorage {
     @discardableResult
     public func appendEvent(_ event: NewEvent, to id: SessionID) async throws(SessionStorageError) -> SSEEvent {
         let data = try policy.encodeEvent(event)
-        var normalized = event
-        normalized.data = try data.map { (data) throws(SessionStorageError) in try JSONValue.decode(data) }
         let max = policy.maxEventsPerSession
         return try withEntry(id) { entry in
             entry.lastEventID += 1
-            let stored = SSEEvent(id: entry.lastEventID, event: normalized, timestamp: Date())
+            let stored = SSEEvent(id: entry.lastEventID, event: event, encodedData: data, timestamp: Date())
             entry.events.append(stored, keeping: max)
             return stored
         }

@@ -95,6 +95,16 @@ enum JSONCodec {
         return value
     }
 
+    /// Checks that `bytes` hold one JSON value that ``read(_:)-(UnsafeBufferPointer<UInt8>)`` would
+    /// accept, without building it: no strings, arrays or dictionaries are allocated.
+    static func validate(_ bytes: UnsafeBufferPointer<UInt8>) throws(SyntaxError) {
+        var reader = Reader(bytes: bytes)
+        reader.skipSpace()
+        try reader.skipValue(depth: 0)
+        reader.skipSpace()
+        guard reader.position == reader.bytes.count else { throw reader.fail("unexpected text after the value") }
+    }
+
     struct Reader {
         let bytes: UnsafeBufferPointer<UInt8>
         var position = 0
@@ -189,6 +199,13 @@ enum JSONCodec {
 
         mutating func number() throws(SyntaxError) -> JSONValue {
             let start = position
+            let isInteger = try scanNumber()
+            if isInteger, let integer = integer(start..<position) { return .int(integer) }
+            return .double(try double(start..<position))
+        }
+
+        /// Moves past a number's grammar; `true` when it has no fraction or exponent.
+        mutating func scanNumber() throws(SyntaxError) -> Bool {
             var isInteger = true
             if current == UInt8(ascii: "-") { position += 1 }
             guard let first = current, first >= UInt8(ascii: "0"), first <= UInt8(ascii: "9") else { throw fail("expected a digit") }
@@ -205,10 +222,14 @@ enum JSONCodec {
                 if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") { position += 1 }
                 guard try digits() > 0 else { throw fail("expected exponent digits") }
             }
-            if isInteger, let integer = integer(start..<position) { return .int(integer) }
-            let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
-            guard let double = Double(text), double.isFinite else { throw SyntaxError(offset: start, reason: "number out of range") }
-            return .double(double)
+            return isInteger
+        }
+
+        /// The number in `range` as a finite Double.
+        func double(_ range: Range<Int>) throws(SyntaxError) -> Double {
+            let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+            guard let double = Double(text), double.isFinite else { throw SyntaxError(offset: range.lowerBound, reason: "number out of range") }
+            return double
         }
 
         /// The digits in `range` (an optional '-', then digits) as an Int64; `nil` on overflow.
@@ -284,15 +305,25 @@ enum JSONCodec {
         }
 
         mutating func escape(into scratch: inout [UInt8]) throws(SyntaxError) {
+            let scalar = try unescape()
+            if scalar.isASCII {
+                scratch.append(UInt8(scalar.value))
+            } else {
+                scratch.append(contentsOf: String(Character(scalar)).utf8)
+            }
+        }
+
+        /// The character an escape (after its backslash) stands for.
+        mutating func unescape() throws(SyntaxError) -> Unicode.Scalar {
             guard let byte = current else { throw fail("unterminated escape") }
             position += 1
             switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): scratch.append(byte)
-            case UInt8(ascii: "b"): scratch.append(0x08)
-            case UInt8(ascii: "f"): scratch.append(0x0C)
-            case UInt8(ascii: "n"): scratch.append(0x0A)
-            case UInt8(ascii: "r"): scratch.append(0x0D)
-            case UInt8(ascii: "t"): scratch.append(0x09)
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): return Unicode.Scalar(byte)
+            case UInt8(ascii: "b"): return "\u{08}"
+            case UInt8(ascii: "f"): return "\u{0C}"
+            case UInt8(ascii: "n"): return "\n"
+            case UInt8(ascii: "r"): return "\r"
+            case UInt8(ascii: "t"): return "\t"
             case UInt8(ascii: "u"):
                 var scalar = try hex4()
                 if (0xD800..<0xDC00).contains(scalar) {
@@ -305,9 +336,97 @@ enum JSONCodec {
                     scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                 }
                 guard let unicode = Unicode.Scalar(scalar) else { throw fail("invalid \\u escape") }
-                scratch.append(contentsOf: String(Character(unicode)).utf8)
+                return unicode
             default:
                 throw fail("invalid escape")
+            }
+        }
+
+        // MARK: Validating without building
+
+        mutating func skipValue(depth: Int) throws(SyntaxError) {
+            guard depth < JSONCodec.maxDepth else { throw fail("nesting deeper than \(JSONCodec.maxDepth)") }
+            guard let byte = current else { throw fail("unexpected end of input") }
+            switch byte {
+            case UInt8(ascii: "{"): try skipMembers(depth: depth, close: UInt8(ascii: "}"))
+            case UInt8(ascii: "["): try skipMembers(depth: depth, close: UInt8(ascii: "]"))
+            case UInt8(ascii: "\""): try skipString()
+            case UInt8(ascii: "t"): try expect("true")
+            case UInt8(ascii: "f"): try expect("false")
+            case UInt8(ascii: "n"): try expect("null")
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                let start = position
+                // As `number()`: an integer past Int64 and any fraction must be a finite Double.
+                if try !scanNumber() || integer(start..<position) == nil { _ = try double(start..<position) }
+            default: throw fail("unexpected character")
+            }
+        }
+
+        /// An object's members (`close` is `}`) or an array's elements (`]`).
+        mutating func skipMembers(depth: Int, close: UInt8) throws(SyntaxError) {
+            let isObject = close == UInt8(ascii: "}")
+            position += 1
+            skipSpace()
+            if current == close {
+                position += 1
+                return
+            }
+            while true {
+                skipSpace()
+                if isObject {
+                    guard current == UInt8(ascii: "\"") else { throw fail("expected a string key") }
+                    try skipString()
+                    skipSpace()
+                    guard current == UInt8(ascii: ":") else { throw fail("expected ':'") }
+                    position += 1
+                    skipSpace()
+                }
+                try skipValue(depth: depth + 1)
+                skipSpace()
+                switch current {
+                case UInt8(ascii: ","): position += 1
+                case close:
+                    position += 1
+                    return
+                default: throw fail(isObject ? "expected ',' or '}'" : "expected ',' or ']'")
+                }
+            }
+        }
+
+        /// A string, escapes and UTF-8 checked as `string()` checks them. Escapes are ASCII and
+        /// stand for whole scalars, so the raw bytes are valid UTF-8 exactly when the text is.
+        mutating func skipString() throws(SyntaxError) {
+            position += 1
+            let start = position
+            var ascii = true
+            while true {
+                guard let byte = current else { throw fail("unterminated string") }
+                switch byte {
+                case UInt8(ascii: "\""):
+                    if !ascii { try checkUTF8(start..<position) }
+                    position += 1
+                    return
+                case UInt8(ascii: "\\"):
+                    position += 1
+                    _ = try unescape()
+                case 0..<0x20:
+                    throw fail("control character in string")
+                default:
+                    ascii = ascii && byte < 0x80
+                    position += 1
+                }
+            }
+        }
+
+        func checkUTF8(_ range: Range<Int>) throws(SyntaxError) {
+            var iterator = UnsafeBufferPointer(rebasing: bytes[range]).makeIterator()
+            var decoder = Unicode.UTF8()
+            while true {
+                switch decoder.decode(&iterator) {
+                case .scalarValue: continue
+                case .emptyInput: return
+                case .error: throw SyntaxError(offset: range.lowerBound, reason: "invalid UTF-8 in string")
+                }
             }
         }
 

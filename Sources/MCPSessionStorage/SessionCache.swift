@@ -294,7 +294,7 @@ final class SessionCache: Sendable {
     }
 
     static func estimatedBytes(of event: SSEEvent) -> Int {
-        96 + event.stream.rawValue.utf8.count + (event.data?.estimatedBytes ?? 0)
+        96 + event.stream.rawValue.utf8.count + (event.storedTextCount.map { 32 + $0 } ?? event.data?.estimatedBytes ?? 0)
     }
 }
 

@@ -58,11 +58,11 @@ extension SessionPolicy {
     }
 
     /// Checks an event's fields and encodes its payload.
-    /// - Returns: The payload's JSON bytes; `nil` for an event without data.
+    /// - Returns: The payload's JSON text; `nil` for an event without data.
     /// - Throws: `invalidInput` for a malformed type or a negative retry; `limitExceeded` for a
     ///   payload over ``maxEventBytes``.
     @_spi(Backend)
-    public func encodeEvent(_ event: NewEvent) throws(SessionStorageError) -> Data? {
+    public func encodeEvent(_ event: NewEvent) throws(SessionStorageError) -> JSONText? {
         if let type = event.type {
             guard !type.isEmpty, type.utf8.count <= 64, !type.utf8.contains(where: { $0 == 10 || $0 == 13 || $0 == 0 }) else {
                 throw SessionStorageError(.invalidInput, "event type must be 1–64 bytes without line breaks or NUL")
@@ -75,11 +75,11 @@ extension SessionPolicy {
             throw SessionStorageError(.invalidInput, "retry must be at most \(Int32.max) ms")
         }
         guard let payload = event.data else { return nil }
-        let data = try payload.encoded()
-        guard data.count <= maxEventBytes else {
-            throw SessionStorageError(.limitExceeded, "event payload is \(data.count) bytes; the limit is \(maxEventBytes)")
+        let text = try JSONText(payload)
+        guard text.bytes.count <= maxEventBytes else {
+            throw SessionStorageError(.limitExceeded, "event payload is \(text.bytes.count) bytes; the limit is \(maxEventBytes)")
         }
-        return data
+        return text
     }
 }
 

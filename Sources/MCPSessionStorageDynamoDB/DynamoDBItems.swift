@@ -90,6 +90,14 @@ enum DynamoDBLayout {
         do { return try JSONValue.decode(Data(text.utf8)) } catch { throw SessionStorageError.corrupted("\(what()) is not JSON", underlying: error) }
     }
 
+    /// Stored JSON text, checked but not decoded.
+    static func text(_ text: String?, _ what: @autoclosure () -> String) throws(SessionStorageError) -> JSONText? {
+        guard let text else { return nil }
+        do { return try JSONText(validating: Array(text.utf8)) } catch {
+            throw SessionStorageError.corrupted("\(what()) is not JSON", underlying: error)
+        }
+    }
+
     /// A session from its item and its state items.
     static func session(_ id: SessionID, item: DynamoItem, state: [DynamoItem]) throws(SessionStorageError) -> SessionInfo {
         guard let created = item.int("c"), let activity = item.int("a"), let version = item.int("v"),
@@ -120,7 +128,7 @@ enum DynamoDBLayout {
             throw SessionStorageError.corrupted("stored event \(id) has a bad stream")
         }
         return SSEEvent(
-            id: id, stream: stream, timestamp: date(time), type: item.string("y"), data: try parse(item.string("d"), "the data of event \(id)"),
+            id: id, stream: stream, timestamp: date(time), type: item.string("y"), encodedData: try text(item.string("d"), "the data of event \(id)"),
             retryMilliseconds: item.int("r").map { Int($0) })
     }
 }

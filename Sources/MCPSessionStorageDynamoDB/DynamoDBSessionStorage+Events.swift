@@ -40,7 +40,7 @@ extension DynamoDBSessionStorage {
                 "ttl": AttributeValue.n(expiry(after: now)),
             ]
             if let type = event.type { item["y"] = AttributeValue.s(type) }
-            if let data { item["d"] = AttributeValue.s(String(decoding: data, as: UTF8.self)) }
+            if let data { item["d"] = AttributeValue.s(data.string) }
             if let retry = event.retryMilliseconds { item["r"] = AttributeValue.n(retry) }
             let put: [[String: [String: JSONValue]]] = [
                 [
@@ -56,9 +56,7 @@ extension DynamoDBSessionStorage {
             return number
         }
         guard let eventID else { throw .sessionNotFound(id) }
-        var normalized = event
-        normalized.data = try data.map { (data) throws(SessionStorageError) in try JSONValue.decode(data) }
-        return SSEEvent(id: eventID, event: normalized, timestamp: DynamoDBLayout.date(DynamoDBLayout.micros(now)))
+        return SSEEvent(id: eventID, event: event, encodedData: data, timestamp: DynamoDBLayout.date(DynamoDBLayout.micros(now)))
     }
 
     /// Writes an event if its id is not trimmed yet: one trimmed before it was written (or whose

@@ -24,6 +24,25 @@ struct JSONColumn: PostgresDecodable {
     }
 }
 
+/// A JSON text column, checked but not decoded (an event's data).
+struct JSONTextColumn: PostgresDecodable {
+    let text: JSONText
+
+    init<JSONDecoder: PostgresJSONDecoder>(
+        from buffer: inout ByteBuffer, type: PostgresDataType, format: PostgresFormat, context: PostgresDecodingContext<JSONDecoder>
+    ) throws {
+        // jsonb spells some strings its own way (see `JSONBEscaping`): decode and encode again.
+        guard type != .jsonb else {
+            text = try JSONText(try JSONColumn(from: &buffer, type: type, format: format, context: context).value)
+            return
+        }
+        let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+        do { text = try JSONText(validating: bytes) } catch {
+            throw SessionStorageError.corrupted("stored event data is not JSON", underlying: error)
+        }
+    }
+}
+
 extension Optional where Wrapped == JSONValue {
     /// JSON text to bind, or NULL.
     func text() throws(SessionStorageError) -> String? {
@@ -90,9 +109,9 @@ enum EventColumns {
     static let list = "e.id, e.stream, e.created_at, e.type, e.data, e.retry_ms"
 
     static func decode(_ row: PostgresRow) throws -> SSEEvent {
-        let (id, stream, createdAt, type, data, retry) = try row.decode((Int64, String, Date, String?, JSONColumn?, Int32?).self)
+        let (id, stream, createdAt, type, data, retry) = try row.decode((Int64, String, Date, String?, JSONTextColumn?, Int32?).self)
         let streamID: StreamID
         do { streamID = try StreamID(validating: stream) } catch { throw SessionStorageError.corrupted("stored stream id is malformed") }
-        return SSEEvent(id: id, stream: streamID, timestamp: createdAt, type: type, data: data?.value, retryMilliseconds: retry.map(Int.init))
+        return SSEEvent(id: id, stream: streamID, timestamp: createdAt, type: type, encodedData: data?.text, retryMilliseconds: retry.map(Int.init))
     }
 }

@@ -290,7 +290,7 @@ public final class PostgresSessionStorage: ChangeAnnouncingStorage, Service {
         let now = Date()
         let message = ChangeMessageText.eventAppended(id, stream: event.stream, origin: origin)
         let write = EventWrite(
-            stream: event.stream, type: event.type, data: data.map { String(decoding: $0, as: UTF8.self) },
+            stream: event.stream, type: event.type, data: data?.string,
             retryMilliseconds: event.retryMilliseconds.map { Int32(clamping: $0) }, messageSuffix: message.suffix)
         let eventID: Int64?
         do {
@@ -302,9 +302,7 @@ public final class PostgresSessionStorage: ChangeAnnouncingStorage, Service {
         }
         // A batch leaves out only a session it found no row for.
         guard let eventID else { throw .sessionNotFound(id) }
-        var normalized = event
-        normalized.data = try data.map { (data) throws(SessionStorageError) in try JSONValue.decode(data) }
-        return SSEEvent(id: eventID, event: normalized, timestamp: now)
+        return SSEEvent(id: eventID, event: event, encodedData: data, timestamp: now)
     }
 
     /// One batch of appends: one statement for a lone append, one over `unnest` for several.

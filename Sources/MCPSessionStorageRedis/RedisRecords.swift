@@ -87,10 +87,10 @@ enum RedisRecords {
     /// An event as stored: `<stream bytes>:<stream><created>|<retry>|<type bytes>:<type><data>`.
     /// The stream comes first, length-prefixed, so a script can read it; the data (JSON, never
     /// empty) is the rest, empty for an event without one.
-    static func encode(_ event: NewEvent, data: Data?, at now: Date) -> String {
+    static func encode(_ event: NewEvent, data: JSONText?, at now: Date) -> String {
         let type = event.type ?? ""
         return "\(event.stream.rawValue.utf8.count):\(event.stream.rawValue)\(time(now))|\(event.retryMilliseconds.map(String.init) ?? "")|"
-            + "\(type.utf8.count):\(type)" + (data.map { String(decoding: $0, as: UTF8.self) } ?? "")
+            + "\(type.utf8.count):\(type)" + (data?.string ?? "")
     }
 
     static func decodeEvent(id: Int64, _ bytes: [UInt8]) throws(SessionStorageError) -> SSEEvent {
@@ -114,14 +114,14 @@ enum RedisRecords {
         let type = try take(typeLength)
         let stream: StreamID
         do { stream = try StreamID(validating: streamText) } catch { throw fail() }
-        var data: JSONValue?
+        var data: JSONText?
         if position < bytes.endIndex {
-            do { data = try JSONValue.decode(Data(bytes[position...])) } catch {
+            do { data = try JSONText(validating: Array(bytes[position...])) } catch {
                 throw SessionStorageError.corrupted("the data of stored event \(id) is not JSON", underlying: error)
             }
         }
         return SSEEvent(
-            id: id, stream: stream, timestamp: Date(timeIntervalSince1970: created), type: type.isEmpty ? nil : type, data: data,
+            id: id, stream: stream, timestamp: Date(timeIntervalSince1970: created), type: type.isEmpty ? nil : type, encodedData: data,
             retryMilliseconds: retryText.isEmpty ? nil : Int(retryText))
     }
 

@@ -314,9 +314,7 @@ public final class RedisSessionStorage: ChangeAnnouncingStorage, Service {
                 change: { .eventAppended(id, stream: stream, eventID: $0) })
         }
         guard let eventID = Self.positive(reply) else { throw .sessionNotFound(id) }
-        var normalized = event
-        normalized.data = try data.map { (data) throws(SessionStorageError) in try JSONValue.decode(data) }
-        return SSEEvent(id: eventID, event: normalized, timestamp: now)
+        return SSEEvent(id: eventID, event: event, encodedData: data, timestamp: now)
     }
 
     /// Runs a script answering `[id, encoded, …]` or -1 (no session).

@@ -184,6 +184,20 @@ final class SQLiteReader: @unchecked Sendable {
             return String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
         }
 
+        /// The column's bytes, checked to be JSON but not decoded; `nil` for SQL NULL.
+        func jsonText(_ column: Int32, _ what: @autoclosure () -> String) throws -> JSONText? {
+            guard sqlite3_column_type(statement, column) != SQLITE_NULL else { return nil }
+            let count = Int(sqlite3_column_bytes(statement, column))
+            guard count > 0, let bytes = sqlite3_column_blob(statement, column) else {
+                throw SessionStorageError.corrupted("\(what()) is empty")
+            }
+            do {
+                return try JSONText(validating: Array(UnsafeBufferPointer(start: bytes.assumingMemoryBound(to: UInt8.self), count: count)))
+            } catch {
+                throw SessionStorageError.corrupted("\(what()) is not valid JSON", underlying: error)
+            }
+        }
+
         /// The column's bytes parsed as JSON in place; `nil` for SQL NULL.
         func json(_ column: Int32, _ what: @autoclosure () -> String) throws -> JSONValue? {
             guard sqlite3_column_type(statement, column) != SQLITE_NULL else { return nil }

@@ -127,7 +127,7 @@ enum EventRow {
             stream: stream,
             timestamp: Date(timeIntervalSince1970: row.double(2)),
             type: row.text(3),
-            data: try row.json(4, "event \(row.integer(0))"),
+            encodedData: try row.jsonText(4, "event \(row.integer(0))"),
             retryMilliseconds: row.isNull(5) ? nil : Int(row.integer(5)))
     }
 }

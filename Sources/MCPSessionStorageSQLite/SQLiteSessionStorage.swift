@@ -32,7 +32,7 @@ public final class SQLiteSessionStorage: SessionStorage {
 
     private struct PendingEvent: Sendable {
         let event: NewEvent
-        let data: Data?
+        let data: JSONText?
         let now: Date
     }
 
@@ -361,9 +361,7 @@ public final class SQLiteSessionStorage: SessionStorage {
         }
         guard let stored else { throw .sessionNotFound(id) }
         let now = pending.now
-        var normalized = event
-        normalized.data = try data.map { (data) throws(SessionStorageError) in try JSONValue.decode(data) }
-        return SSEEvent(id: stored, event: normalized, timestamp: now)
+        return SSEEvent(id: stored, event: event, encodedData: data, timestamp: now)
     }
 
     /// One append inside a write transaction; `nil` when the session does not exist.
@@ -371,7 +369,8 @@ public final class SQLiteSessionStorage: SessionStorage {
         let now = pending.now.timeIntervalSince1970
         guard let eventID = try Int64.fetchOne(db.cachedStatement(sql: SQL.nextEventID), arguments: [now, id.rawValue]) else { return nil }
         try db.cachedStatement(sql: SQL.insertEvent).execute(arguments: [
-            id.rawValue, eventID, pending.event.stream.rawValue, now, pending.event.type, pending.data, pending.event.retryMilliseconds,
+            id.rawValue, eventID, pending.event.stream.rawValue, now, pending.event.type, pending.data.map { Data($0.bytes) },
+            pending.event.retryMilliseconds,
         ])
         // Ids are dense per session, so "keep the newest N" is one indexed range delete.
         if eventID > keep {

@@ -68,6 +68,21 @@ struct SQLiteConformanceTests {
         }
     }
 
+    @Test("a stored event whose data is not JSON reads as corrupted, though events are not decoded on read")
+    func corruptedEvent() async throws {
+        let path = temporaryDatabasePath()
+        let storage = try SQLiteSessionStorage(configuration: .init(path: path))
+        let id = try await storage.createSession().id
+        let event = try await storage.appendEvent(NewEvent(stream: .standalone, data: ["n": 1]), to: id)
+        try sqlite3(path, "UPDATE session_events SET data = X'7B226E223A7D' WHERE id = \(event.id)")  // {"n":}
+        await #expect { try await storage.event(event.id, in: id) } throws: { error in
+            (error as? SessionStorageError)?.code == .corrupted
+        }
+        await #expect { try await storage.recentEvents(in: id, limit: 5) } throws: { error in
+            (error as? SessionStorageError)?.code == .corrupted
+        }
+    }
+
     @Test("a database from a newer schema is refused with a clear error")
     func newerSchema() async throws {
         let path = temporaryDatabasePath()
